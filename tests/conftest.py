@@ -1,0 +1,50 @@
+"""Shared fixtures: a real Elasticsearch node for the whole session (never a mock)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from xlir_plugin.connection import EsSettings, connect
+from xlir_plugin.testing import elasticsearch as node
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def es_settings() -> Iterator[EsSettings]:
+    """`XLIR_ES_URL` when set, else a node started here; a failure to start fails the tests."""
+    if os.environ.get("XLIR_ES_URL"):
+        yield EsSettings.from_env()
+        return
+    info = node.start()
+    yield EsSettings(url=info.url, user=info.user, password=info.password)
+    node.stop(info)
+
+
+@pytest.fixture(scope="session")
+def es(es_settings: EsSettings):
+    client = connect(es_settings)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def index_name(es) -> Iterator[str]:
+    """A fresh index name, deleted after the test."""
+    name = f"xlir-test-{uuid.uuid4().hex[:10]}"
+    yield name
+    es.options(ignore_status=404).indices.delete(index=name)
+
+
+@pytest.fixture(scope="session")
+def xquad_dir() -> Path:
+    from xlir_plugin.paths import data_dir
+
+    path = data_dir() / "xquad-r"
+    assert path.is_dir(), f"XQuAD-R not found at {path}: set XLIR_DATA to the shared data dir"
+    return path

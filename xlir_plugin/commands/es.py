@@ -1,0 +1,98 @@
+"""`xlir es start|stop|status|env`: a local Elasticsearch node for trying XLIR out."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..connection import EsSettings, connect, local_node_file
+from ..errors import XlirError
+from ..testing import elasticsearch as node
+
+
+def register(verbs: argparse._SubParsersAction) -> None:
+    parser = verbs.add_parser("es", help="start/stop a local single-node Elasticsearch")
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    start = actions.add_parser("start", help="install (once) and start a node on 127.0.0.1")
+    start.add_argument(
+        "--heap", default=None, help="JVM heap, e.g. 1g (default: XLIR_ES_HEAP or 1g)"
+    )
+    start.add_argument("--version", default=node.ES_VERSION, help="Elasticsearch version")
+    start.set_defaults(handler=run_start)
+    stop = actions.add_parser("stop", help="stop the node `xlir es start` started")
+    stop.set_defaults(handler=run_stop)
+    status = actions.add_parser("status", help="is the local node up, and where")
+    status.set_defaults(handler=run_status)
+    env = actions.add_parser("env", help="print shell exports that point clients at the node")
+    env.set_defaults(handler=run_env)
+
+
+def running_node() -> node.NodeInfo | None:
+    """The node recorded by `xlir es start`, if its process is still alive."""
+    path = local_node_file()
+    if not path.is_file():
+        return None
+    info = node.NodeInfo.load(path)
+    if node.is_running(info):
+        return info
+    path.unlink()
+    return None
+
+
+def ensure_started(
+    heap: str | None = None, version: str = node.ES_VERSION
+) -> tuple[node.NodeInfo, bool]:
+    """The running local node, or a new one; the flag says whether we started it."""
+    info = running_node()
+    if info:
+        return info, False
+    info = node.start(version=version, heap=heap)
+    info.save(local_node_file())
+    return info, True
+
+
+def run_start(args: argparse.Namespace) -> int:
+    info, started = ensure_started(args.heap, args.version)
+    verb = "started" if started else "already running"
+    print(f"Elasticsearch {info.version} {verb} at {info.url} (pid {info.pid}, user {info.user}).")
+    print(
+        f"xlir commands use it automatically; credentials are in {local_node_file()} (mode 0600)."
+    )
+    return 0
+
+
+def run_stop(args: argparse.Namespace) -> int:
+    info = running_node()
+    if not info:
+        print("no local node is running")
+        return 0
+    node.stop(info)
+    local_node_file().unlink(missing_ok=True)
+    print(f"stopped Elasticsearch at {info.url}")
+    return 0
+
+
+def run_status(args: argparse.Namespace) -> int:
+    info = running_node()
+    if not info:
+        print("no local node is running (start one with `xlir es start`)")
+        return 1
+    try:
+        health = connect(
+            EsSettings(url=info.url, user=info.user, password=info.password)
+        ).cluster.health()
+    except XlirError as exc:
+        print(f"node pid {info.pid} at {info.url} does not answer: {exc}")
+        return 1
+    print(f"Elasticsearch {info.version} at {info.url}: status {health['status']}, pid {info.pid}")
+    return 0
+
+
+def run_env(args: argparse.Namespace) -> int:
+    """Prints the password on purpose: the user asked for it, for their own shell."""
+    info = running_node()
+    if not info:
+        raise XlirError("no local node is running (start one with `xlir es start`)")
+    print(
+        f"export XLIR_ES_URL={info.url} XLIR_ES_USER={info.user} XLIR_ES_PASSWORD={info.password}"
+    )
+    return 0
