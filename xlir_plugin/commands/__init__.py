@@ -1,5 +1,5 @@
 """One module per `xlir` verb; each adds its parser with `register(verbs)`."""
 
-from . import es
+from . import es, index, search
 
-REGISTRY = [es.register]
+REGISTRY = [es.register, index.register, search.register]

@@ -1,0 +1,264 @@
+"""Ingest: validation, deterministic ids, failures with line numbers, retries, pipelines."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from tests.onnx_fixtures import build_onnx_model, words_of
+from xlir_plugin.encoder import OnnxEncoder
+from xlir_plugin.errors import InputError, ModelMismatch
+from xlir_plugin.index import create_index
+from xlir_plugin.ingest import Doc, Failure, doc_id, ingest, prepare, read_jsonl
+
+DOCS = [
+    {"id": "en-1", "lang": "en", "text": "Berlin is the capital of Germany."},
+    {"id": "de-1", "lang": "de", "text": "Berlin ist die Hauptstadt von Deutschland."},
+    {"id": "es-1", "lang": "es", "text": "Madrid es la capital de España.", "title": "España"},
+    {"id": "fr-1", "lang": "FR", "text": "Paris est la capitale de la France.", "year": 2024},
+    {"lang": "en", "text": "A document without an id gets a hash of lang and text."},
+]
+
+
+@pytest.fixture(scope="module")
+def encoder(tmp_path_factory) -> OnnxEncoder:
+    path = tmp_path_factory.mktemp("model")
+    build_onnx_model(path, words_of(d["text"] for d in DOCS), dim=16)
+    return OnnxEncoder(path, threads=1)
+
+
+@pytest.fixture(scope="module")
+def other_encoder(tmp_path_factory) -> OnnxEncoder:
+    path = tmp_path_factory.mktemp("other")
+    build_onnx_model(path, words_of(d["text"] for d in DOCS), dim=16, seed=1)
+    return OnnxEncoder(path)
+
+
+def write_jsonl(path, rows) -> str:
+    with open(path, "w", encoding="utf-8") as f:
+        for row in rows:
+            f.write((row if isinstance(row, str) else json.dumps(row, ensure_ascii=False)) + "\n")
+    return str(path)
+
+
+def count(es, index) -> int:
+    return es.count(index=index)["count"]
+
+
+# -- no node needed ---------------------------------------------------------------------------
+
+
+def test_doc_id_is_deterministic():
+    assert doc_id({"id": 7, "lang": "en", "text": "x"}) == "7"
+    expected = hashlib.sha1(b"en\nhello").hexdigest()
+    assert doc_id({"lang": "en", "text": "hello"}) == expected
+    assert doc_id({"id": "", "lang": "en", "text": "hello"}) == expected
+
+
+def test_read_jsonl_reports_bad_lines(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [DOCS[0], "{not json", "", "[1, 2]", DOCS[1]])
+    (tmp_path / "bin.jsonl").write_bytes(b'{"text": "\xff"}\n')
+    records = list(read_jsonl(path))
+    assert [type(r).__name__ for r in records] == ["Doc", "Failure", "Doc", "Doc"]
+    assert [r.line for r in records] == [1, 2, 4, 5]  # the blank line 3 is skipped
+    assert "bad JSON" in records[1].reason and records[1].stage == "read"
+    (bad,) = read_jsonl(tmp_path / "bin.jsonl")
+    assert isinstance(bad, Failure) and "UTF-8" in bad.reason
+    with pytest.raises(InputError, match="does not exist"):
+        list(read_jsonl(tmp_path / "missing.jsonl"))
+
+
+@pytest.mark.parametrize(
+    ("doc", "reason"),
+    [
+        ({"lang": "en"}, "missing `text`"),
+        ({"text": "x"}, "missing `lang`"),
+        ({"text": "  ", "lang": "en"}, "`text` is empty"),
+        ({"text": 5, "lang": "en"}, "`text` is int"),
+        ({"text": "x", "lang": "en", "id": [1]}, "`id` is list"),
+        ({"text": "x", "lang": "en", "_id": "a"}, "reserved"),
+        ({"text": "x", "lang": "en", "embedding": [1.0, 2.0]}, "has 2 dims, the index expects 4"),
+        ({"text": "x", "lang": "en", "embedding": [1, 2, "a", 4]}, "not a finite number"),
+        ({"text": "x", "lang": "en", "embedding": [0, 0, 0, 0]}, "all zeros"),
+        (["x"], "not a JSON object"),
+    ],
+)
+def test_prepare_rejects(doc, reason):
+    from xlir_plugin.ingest import _Invalid
+
+    with pytest.raises(_Invalid, match=reason):
+        prepare(doc, dims=4)
+
+
+def test_prepare_keeps_extra_fields():
+    _id, body, vector = prepare({"id": 3, "lang": " DE ", "text": "t", "url": "u"}, dims=2)
+    assert _id == "3" and body == {"id": "3", "lang": "de", "text": "t", "url": "u"}
+    assert vector is None
+
+
+# -- against the node -------------------------------------------------------------------------
+
+
+@pytest.mark.es
+def test_ingest_round_trip_and_rerun_does_not_duplicate(es, index_name, encoder, tmp_path):
+    path = write_jsonl(tmp_path / "docs.jsonl", DOCS)
+    report = ingest(es, index_name, encoder, path, progress=False)
+    assert (report.read, report.indexed, report.created, report.failed) == (5, 5, 5, 0)
+    assert report.seconds > 0 and report.docs_per_s > 0
+    assert count(es, index_name) == 5
+    stored = es.get(index=index_name, id="fr-1")["_source"]
+    assert stored["lang"] == "fr" and stored["year"] == 2024
+    hashed = doc_id(DOCS[4])
+    assert es.get(index=index_name, id=hashed)["_source"]["id"] == hashed
+    # the stored vector is the encoder's passage vector
+    got = es.search(
+        index=index_name,
+        query={"ids": {"values": ["de-1"]}},
+        fields=["embedding"],
+        _source=False,
+    )["hits"]["hits"][0]["fields"]["embedding"]
+    np.testing.assert_allclose(got, encoder.encode_passages([DOCS[1]["text"]])[0], atol=1e-5)
+
+    again = ingest(es, index_name, encoder, path, progress=False)
+    assert (again.indexed, again.created, again.updated) == (5, 0, 5)
+    assert count(es, index_name) == 5
+    assert "indexed 5" in again.summary() and again.as_dict()["failed"] == 0
+
+
+@pytest.mark.es
+def test_three_malformed_lines_are_reported_with_line_numbers(es, index_name, encoder, tmp_path):
+    rows = [
+        DOCS[0],
+        "{this is not json",
+        DOCS[1],
+        {"id": "no-lang", "text": "a text without a language"},
+        DOCS[2],
+        {"id": "bad-vec", "lang": "en", "text": "vector too short", "embedding": [0.1, 0.2]},
+        DOCS[3],
+    ]
+    path = write_jsonl(tmp_path / "docs.jsonl", rows)
+    failures = tmp_path / "out" / "failures.jsonl"
+    report = ingest(es, index_name, encoder, path, failures_path=failures, progress=False)
+    assert (report.read, report.indexed, report.failed) == (7, 4, 3)
+    assert count(es, index_name) == 4
+    assert [(f.line, f.id) for f in report.failures] == [(2, None), (4, "no-lang"), (6, "bad-vec")]
+    written = [json.loads(line) for line in failures.read_text().splitlines()]
+    assert [w["line"] for w in written] == [2, 4, 6]
+    assert "bad JSON" in written[0]["reason"]
+    assert "missing `lang`" in written[1]["reason"]
+    assert "2 dims, the index expects 16" in written[2]["reason"]
+    assert report.failures_path == str(failures) and str(failures) in report.summary()
+
+
+@pytest.mark.es
+def test_other_model_fails_before_sending(es, index_name, encoder, other_encoder):
+    create_index(es, index_name, encoder.manifest)
+    touched = []
+
+    def docs():
+        touched.append(True)
+        yield from DOCS
+
+    with pytest.raises(ModelMismatch, match="sha256"):
+        ingest(es, index_name, other_encoder, docs(), progress=False)
+    assert not touched and count(es, index_name) == 0
+
+
+@pytest.mark.es
+def test_precomputed_vectors_without_encoder(es, index_name, encoder):
+    create_index(es, index_name, encoder.manifest)
+    rng = np.random.default_rng(0)
+    docs = [dict(d, embedding=rng.standard_normal(16)) for d in DOCS[:3]]
+    docs.append({"id": "needs-encoder", "lang": "en", "text": "no vector here"})
+    report = ingest(es, index_name, None, docs, progress=False)
+    assert (report.indexed, report.failed) == (3, 1)
+    assert "no encoder" in report.failures[0].reason and report.failures[0].line == 4
+    with pytest.raises(InputError, match="does not exist"):
+        ingest(es, index_name + "-missing", None, docs, progress=False)
+
+
+@pytest.mark.es
+def test_dataset_source(es, index_name, encoder):
+    datasets = pytest.importorskip("datasets")
+    ds = datasets.Dataset.from_list(
+        [{"id": d["id"], "lang": d["lang"], "text": d["text"]} for d in DOCS[:4]]
+    )
+    report = ingest(es, index_name, encoder, ds, progress=False)
+    assert report.indexed == 4 and count(es, index_name) == 4
+
+
+@pytest.mark.es
+def test_pipeline_is_passed_through(es, index_name, encoder):
+    pipeline = f"{index_name}-pipe"
+    es.ingest.put_pipeline(id=pipeline, processors=[], description="xlir test")
+    try:
+        report = ingest(es, index_name, encoder, DOCS, pipeline=pipeline, progress=False)
+        assert report.indexed == 5
+        missing = ingest(es, index_name, encoder, DOCS, pipeline=pipeline + "-nope", progress=False)
+        assert (missing.indexed, missing.failed) == (0, 5)
+        assert all(f.status == 400 and "pipeline" in f.reason for f in missing.failures)
+        assert sorted(f.line for f in missing.failures) == [1, 2, 3, 4, 5]
+    finally:
+        es.ingest.delete_pipeline(id=pipeline)
+
+
+@pytest.mark.es
+def test_429_is_retried_with_backoff_then_reported(es, index_name, encoder):
+    create_index(es, index_name, encoder.manifest)
+    block = {"index.blocks.read_only_allow_delete": True}
+    es.indices.put_settings(index=index_name, settings=block)  # bulk answers 429
+    try:
+        report = ingest(
+            es,
+            index_name,
+            encoder,
+            DOCS[:2],
+            max_retries=1,
+            initial_backoff=0.05,
+            refresh=False,
+            progress=False,
+        )
+        assert (report.indexed, report.failed) == (0, 2)
+        assert {f.status for f in report.failures} == {429}
+
+        def unblock():
+            time.sleep(0.6)
+            es.indices.put_settings(
+                index=index_name, settings={"index.blocks.read_only_allow_delete": None}
+            )
+
+        thread = threading.Thread(target=unblock)
+        thread.start()
+        report = ingest(
+            es, index_name, encoder, DOCS, max_retries=6, initial_backoff=0.1, progress=False
+        )
+        thread.join()
+        assert (report.indexed, report.failed) == (5, 0)
+        assert count(es, index_name) == 5
+    finally:
+        es.indices.put_settings(
+            index=index_name, settings={"index.blocks.read_only_allow_delete": None}
+        )
+
+
+@pytest.mark.es
+def test_docs_are_accepted_as_records(es, index_name, encoder):
+    records = [Doc(10, DOCS[0]), Failure(11, None, "upstream problem", "read")]
+    report = ingest(es, index_name, encoder, records, progress=False)
+    assert (report.read, report.indexed, report.failed) == (2, 1, 1)
+
+
+@pytest.mark.es
+def test_truncation_is_counted_once_per_ingest(es, index_name, encoder, caplog):
+    long_doc = {"id": "long", "lang": "en", "text": " ".join(["Berlin"] * 200)}
+    with caplog.at_level("WARNING"):
+        report = ingest(es, index_name, encoder, [long_doc, *DOCS], batch_size=2, progress=False)
+    assert report.indexed == 6 and report.truncated == 1
+    warnings = [r.getMessage() for r in caplog.records if "truncated" in r.getMessage()]
+    assert warnings == ["1 of 6 document(s) were longer than 64 tokens and were truncated"]
+    assert "1 truncated" in report.summary()

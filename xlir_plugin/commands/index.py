@@ -1,0 +1,60 @@
+"""`xlir index`: embed a JSONL file with an exported model and bulk-index it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from ..cli import add_es_flags, es_from_args
+
+
+def register(verbs: argparse._SubParsersAction) -> None:
+    parser = verbs.add_parser(
+        "index",
+        help="embed and index documents (JSONL: id, text, lang, optional fields)",
+        description="Re-runs are safe: document ids are the given `id` or a hash of lang+text.",
+    )
+    parser.add_argument("--model", default="default", help="exported model dir, or `default`")
+    parser.add_argument(
+        "--index", required=True, help="index name (created for the model if missing)"
+    )
+    parser.add_argument("--input", required=True, type=Path, help="JSONL file (.gz ok)")
+    parser.add_argument(
+        "--pipeline", help="Elasticsearch ingest pipeline to pass documents through"
+    )
+    parser.add_argument(
+        "--index-options",
+        help="dense_vector index_options: hnsw|int8_hnsw|bbq_hnsw|flat..., e.g. 'hnsw,m=32,ef_construction=200'",
+    )
+    parser.add_argument("--batch-size", type=int, default=256, help="texts per encoder call")
+    parser.add_argument(
+        "--failures", type=Path, help="failures file (default: <input>.failures.jsonl)"
+    )
+    parser.add_argument("--threads", type=int, help="onnxruntime threads (default: all cores)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_es_flags(parser)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..encoder import OnnxEncoder
+    from ..index import parse_index_options
+    from ..ingest import ingest
+    from ..models import resolve_served_model
+
+    es = es_from_args(args)
+    encoder = OnnxEncoder(resolve_served_model(args.model), threads=args.threads)
+    failures = args.failures or args.input.with_name(args.input.name + ".failures.jsonl")
+    report = ingest(
+        es,
+        args.index,
+        encoder,
+        args.input,
+        batch_size=args.batch_size,
+        pipeline=args.pipeline,
+        failures_path=failures,
+        index_options=parse_index_options(args.index_options),
+    )
+    print(json.dumps(report.as_dict()) if args.json else report.summary())
+    return 1 if report.failed else 0

@@ -1,0 +1,365 @@
+"""kNN search over an XLIR index: language modes, exact rescoring, optional hybrid BM25.
+
+Modes:
+- `multilingual`: the whole pool, any language;
+- `cross`: passages in the target language(s) only;
+- `mono`: passages in the query's language only.
+The language filter sits inside the kNN clause, so it is a pre-filter: `k` hits come back
+even when the wanted language is a small part of the index.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from elasticsearch import ApiError, Elasticsearch
+
+from .errors import InputError, XlirError
+from .fusion import RANK_CONSTANT, rrf
+from .index import QUANTIZED_TYPES, VECTOR_FIELD, check_dims, check_meta, index_meta
+
+if TYPE_CHECKING:
+    from .encoder import OnnxEncoder
+
+MODES = ("multilingual", "cross", "mono")
+MAX_NUM_CANDIDATES = 10_000
+CORE_FIELDS = ("id", "lang", "text", VECTOR_FIELD)
+
+
+@dataclass
+class Hit:
+    id: str
+    score: float
+    lang: str | None
+    text: str | None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "score": self.score,
+            "lang": self.lang,
+            "text": self.text,
+            **self.fields,
+        }
+
+
+# -- index stamp cache ------------------------------------------------------------------------
+
+_META: weakref.WeakKeyDictionary[Elasticsearch, dict[str, dict[str, Any]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def cached_meta(es: Elasticsearch, index: str) -> dict[str, Any]:
+    """The index's `_meta.xlir` stamp, read once per (client, index)."""
+    per_client = _META.setdefault(es, {})
+    if index not in per_client:
+        per_client[index] = index_meta(es, index)
+    return per_client[index]
+
+
+def forget_index(es: Elasticsearch, index: str | None = None) -> None:
+    """Drop cached stamps (after deleting or recreating an index)."""
+    if index is None:
+        _META.pop(es, None)
+    else:
+        _META.get(es, {}).pop(index, None)
+
+
+# -- query building ---------------------------------------------------------------------------
+
+
+def _langs(value: str | Sequence[str] | None) -> list[str]:
+    if value is None:
+        return []
+    items = value.split(",") if isinstance(value, str) else list(value)
+    out = []
+    for item in items:
+        if not isinstance(item, str):
+            raise InputError(f"language codes must be strings, got {item!r}")
+        if item.strip():
+            out.append(item.strip().lower())
+    return out
+
+
+def lang_filter(
+    mode: str, lang: str | None = None, targets: str | Sequence[str] | None = None
+) -> dict[str, Any] | None:
+    """The Elasticsearch filter for a mode, or None for the whole pool."""
+    if mode not in MODES:
+        raise InputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+    targets = _langs(targets)
+    query_lang = _langs(lang)
+    if len(query_lang) > 1:
+        raise InputError(f"the query has one language, got {lang!r}")
+    if mode == "multilingual":
+        if targets:
+            raise InputError("targets apply to mode 'cross' only (multilingual searches all)")
+        return None
+    if mode == "cross":
+        if not targets:
+            raise InputError("mode 'cross' needs target language(s), e.g. targets=['en', 'es']")
+        return {"terms": {"lang": targets}}
+    if not query_lang:
+        raise InputError("mode 'mono' needs the query language (lang='de')")
+    if targets and targets != query_lang:
+        raise InputError("mode 'mono' searches the query language only; drop targets")
+    return {"term": {"lang": query_lang[0]}}
+
+
+def default_num_candidates(k: int) -> int:
+    return min(MAX_NUM_CANDIDATES, max(100, 10 * k))
+
+
+def _check_k(k: int, num_candidates: int | None) -> int:
+    if not isinstance(k, int) or k < 1:
+        raise InputError(f"k must be a positive integer, got {k!r}")
+    n = default_num_candidates(k) if num_candidates is None else num_candidates
+    if not isinstance(n, int) or not k <= n <= MAX_NUM_CANDIDATES:
+        raise InputError(f"num_candidates must be between k={k} and {MAX_NUM_CANDIDATES}, got {n}")
+    return n
+
+
+def knn_body(
+    vector: Sequence[float],
+    k: int,
+    num_candidates: int | None = None,
+    filters: Sequence[dict[str, Any]] = (),
+    rescore: bool | float | None = None,
+    index_type: str | None = None,
+    source: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """A search body with the kNN clause (filters inside it: pre-filtering).
+
+    rescore: None leaves the index default; a float oversamples by that factor and rescores
+    the candidates with the full-precision vectors; True means 3.0; False/0 turns it off.
+    Only sent when the index type quantizes (`index_type` in QUANTIZED_TYPES).
+    """
+    n = _check_k(k, num_candidates)
+    knn: dict[str, Any] = {
+        "field": VECTOR_FIELD,
+        "query_vector": [float(x) for x in vector],
+        "k": k,
+        "num_candidates": n,
+    }
+    if filters:
+        knn["filter"] = list(filters)
+    if rescore is not None and index_type in QUANTIZED_TYPES:
+        oversample = 3.0 if rescore is True else float(rescore or 0.0)
+        if oversample and oversample < 1.0:
+            raise InputError(f"rescore oversample must be >= 1 (or 0 to disable), got {rescore}")
+        knn["rescore_vector"] = {"oversample": oversample}
+    return {
+        "knn": knn,
+        "size": k,
+        "track_total_hits": False,
+        "_source": list(source) if source is not None else {"excludes": [VECTOR_FIELD]},
+    }
+
+
+def bm25_body(
+    text: str,
+    size: int,
+    filters: Sequence[dict[str, Any]] = (),
+    source: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    return {
+        "query": {"bool": {"must": [{"match": {"text": text}}], "filter": list(filters)}},
+        "size": size,
+        "track_total_hits": False,
+        "_source": list(source) if source is not None else {"excludes": [VECTOR_FIELD]},
+    }
+
+
+def to_hit(raw: dict[str, Any]) -> Hit:
+    src = raw.get("_source") or {}
+    return Hit(
+        id=str(src.get("id", raw["_id"])),
+        score=float(raw.get("_score") or 0.0),
+        lang=src.get("lang"),
+        text=src.get("text"),
+        fields={k: v for k, v in src.items() if k not in CORE_FIELDS},
+    )
+
+
+# -- search -----------------------------------------------------------------------------------
+
+
+def _vector(vector: Any) -> list[float]:
+    arr = np.asarray(vector, dtype=np.float32)
+    if arr.ndim != 1 or not arr.size:
+        raise InputError(f"a query vector must be 1-D and non-empty, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise InputError("the query vector holds NaN or infinity")
+    return arr.tolist()
+
+
+def _filters(mode, lang, targets, filter) -> list[dict[str, Any]]:
+    out = []
+    lf = lang_filter(mode, lang, targets)
+    if lf:
+        out.append(lf)
+    if filter:
+        out.extend(filter if isinstance(filter, list) else [filter])
+    return out
+
+
+def _msearch(es: Elasticsearch, index: str, bodies: list[dict[str, Any]]) -> list[list[Hit]]:
+    searches: list[dict[str, Any]] = []
+    for body in bodies:
+        searches += [{"index": index}, body]
+    try:
+        resp = es.msearch(searches=searches)
+    except ApiError as exc:
+        raise XlirError(f"search on {index!r} failed: {exc}") from None
+    out = []
+    for i, r in enumerate(resp["responses"]):
+        if "error" in r:
+            err = r["error"]
+            reason = err.get("reason") if isinstance(err, dict) else err
+            if isinstance(err, dict) and err.get("root_cause"):
+                reason = err["root_cause"][0].get("reason", reason)
+            raise XlirError(f"search {i} on {index!r} failed: {reason}")
+        out.append([to_hit(h) for h in r["hits"]["hits"]])
+    return out
+
+
+def search_vector(
+    es: Elasticsearch,
+    index: str,
+    vector: Sequence[float],
+    mode: str = "multilingual",
+    lang: str | None = None,
+    targets: str | Sequence[str] | None = None,
+    k: int = 10,
+    num_candidates: int | None = None,
+    rescore: bool | float | None = None,
+    filter: dict[str, Any] | list[dict[str, Any]] | None = None,
+    source: Sequence[str] | None = None,
+    hybrid_text: str | None = None,
+    rrf_window: int | None = None,
+) -> list[Hit]:
+    """kNN search with a precomputed query vector (dims checked against the index).
+
+    hybrid_text: also run BM25 on `text` with this query and fuse both rankings with
+    reciprocal rank fusion (each list `rrf_window` deep, default max(k, 50)).
+    """
+    meta = cached_meta(es, index)
+    vec = _vector(vector)
+    check_dims(index, meta, len(vec))
+    filters = _filters(mode, lang, targets, filter)
+    index_type = (meta.get("index_options") or {}).get("type")
+    if not hybrid_text:
+        body = knn_body(vec, k, num_candidates, filters, rescore, index_type, source)
+        return _msearch(es, index, [body])[0]
+    window = max(k, rrf_window or 50)
+    n = max(window, num_candidates or default_num_candidates(window))
+    knn = knn_body(vec, window, min(n, MAX_NUM_CANDIDATES), filters, rescore, index_type, source)
+    bm25 = bm25_body(hybrid_text, window, filters, source)
+    dense, sparse = _msearch(es, index, [knn, bm25])
+    return [
+        Hit(h.id, score, h.lang, h.text, h.fields)
+        for h, score in rrf([dense, sparse], k=k, rank_constant=RANK_CONSTANT, key=lambda h: h.id)
+    ]
+
+
+def search(
+    es: Elasticsearch,
+    index: str,
+    encoder: OnnxEncoder,
+    text: str,
+    mode: str = "multilingual",
+    lang: str | None = None,
+    targets: str | Sequence[str] | None = None,
+    k: int = 10,
+    num_candidates: int | None = None,
+    rescore: bool | float | None = None,
+    hybrid: bool = False,
+    filter: dict[str, Any] | list[dict[str, Any]] | None = None,
+    source: Sequence[str] | None = None,
+) -> list[Hit]:
+    """Embed `text` as a query and search `index` (which must be stamped with the same model).
+
+    mode: multilingual | cross (needs `targets`, e.g. "en,es") | mono (needs `lang`).
+    hybrid: fuse BM25 on `text` with the kNN ranking (client-side RRF); off by default.
+    """
+    check_meta(index, cached_meta(es, index), encoder.manifest)
+    lang_filter(mode, lang, targets)  # fail on bad mode arguments before embedding
+    vector = encoder.encode_queries([text])[0]
+    return search_vector(
+        es,
+        index,
+        vector,
+        mode,
+        lang,
+        targets,
+        k,
+        num_candidates,
+        rescore,
+        filter,
+        source,
+        hybrid_text=text if hybrid else None,
+    )
+
+
+def search_vectors(
+    es: Elasticsearch,
+    index: str,
+    vectors: Any,
+    mode: str = "multilingual",
+    lang: str | Sequence[str | None] | None = None,
+    targets: str | Sequence[str] | None = None,
+    k: int = 10,
+    num_candidates: int | None = None,
+    rescore: bool | float | None = None,
+    filter: dict[str, Any] | list[dict[str, Any]] | None = None,
+    source: Sequence[str] | None = ("id", "lang"),
+    batch_size: int = 100,
+) -> list[list[Hit]]:
+    """Many kNN searches through `_msearch`, `batch_size` per request (for evaluation).
+
+    vectors: (n, dims) array or list of vectors. lang: one language for all queries or one
+    per query (needed per query for mode 'mono'). source: fields to return (default id and
+    lang only, which is all ranking metrics need; None for everything but the vector).
+    """
+    meta = cached_meta(es, index)
+    arr = np.asarray(vectors, dtype=np.float32)
+    if arr.ndim != 2:
+        raise InputError(f"vectors must be a 2-D array (n, dims), got shape {arr.shape}")
+    check_dims(index, meta, arr.shape[1])
+    if not np.isfinite(arr).all():
+        raise InputError("query vectors hold NaN or infinity")
+    if lang is None or isinstance(lang, str):
+        langs: list[str | None] = [lang] * len(arr)
+    else:
+        langs = list(lang)
+        if len(langs) != len(arr):
+            raise InputError(f"{len(langs)} languages for {len(arr)} query vectors")
+    index_type = (meta.get("index_options") or {}).get("type")
+    filter_cache: dict[str | None, list[dict[str, Any]]] = {}
+    results: list[list[Hit]] = []
+    for start in range(0, len(arr), batch_size):
+        bodies = []
+        for vec, query_lang in zip(
+            arr[start : start + batch_size], langs[start : start + batch_size], strict=True
+        ):
+            if query_lang not in filter_cache:
+                filter_cache[query_lang] = _filters(mode, query_lang, targets, filter)
+            bodies.append(
+                knn_body(
+                    vec.tolist(),
+                    k,
+                    num_candidates,
+                    filter_cache[query_lang],
+                    rescore,
+                    index_type,
+                    source,
+                )
+            )
+        results.extend(_msearch(es, index, bodies))
+    return results
