@@ -99,6 +99,5 @@ def resolve_settings(**flags: object) -> EsSettings:
     if settings.url or not local_node_file().is_file():
         return settings
     node = json.loads(local_node_file().read_text())
-    return EsSettings.from_env(
-        url=node["url"], user=node["user"], password=node["password"], **flags
-    )
+    local = {"url": node["url"], "user": node["user"], "password": node["password"]}
+    return EsSettings.from_env(**{**local, **{k: v for k, v in flags.items() if v is not None}})

@@ -21,7 +21,7 @@ def resolve_served_model(name: str | Path, quantize: str = "int8") -> Path:
             f"{path} holds an ONNX model but no {MANIFEST_FILE}: export it with `python -m export.onnx`"
         )
     try:
-        from export.onnx import ensure_exported
+        from export.cache import ensure_exported
     except ImportError as exc:
         raise XlirError(
             f"{name!r} is not an exported model dir (no {MANIFEST_FILE}); exporting it needs "

@@ -1,5 +1,5 @@
 """One module per `xlir` verb; each adds its parser with `register(verbs)`."""
 
-from . import es, index, search
+from . import es, eval, index, search
 
-REGISTRY = [es.register, index.register, search.register]
+REGISTRY = [es.register, index.register, search.register, eval.register]
