@@ -1,5 +1,12 @@
 """One module per `xlir` verb; each adds its parser with `register(verbs)`."""
 
-from . import es, eval, index, search
+from . import demo, es, eval, index, model, search
 
-REGISTRY = [es.register, index.register, search.register, eval.register]
+REGISTRY = [
+    es.register,
+    index.register,
+    search.register,
+    eval.register,
+    demo.register,
+    model.register,
+]
