@@ -1,0 +1,42 @@
+"""Cached exports: `ensure_exported("default")` -> cache_dir()/models/<name>-onnx-int8."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from xlir_plugin.manifest import MANIFEST_FILE, Manifest
+
+DEFAULT_NAME = "multilingual-e5-small"
+_SUFFIX = {"int8": "int8", "none": "fp32", "fp32": "fp32", "fp16": "fp16"}
+
+
+def exported_dir(model: str = "default", quantize: str = "int8") -> Path:
+    """Where the export of `model` at `quantize` lives in the cache (may not exist yet)."""
+    from xlir_plugin.paths import cache_dir
+
+    if quantize not in _SUFFIX:
+        from export.errors import ExportInputError
+
+        raise ExportInputError(f"unknown quantization {quantize!r} (int8, fp16 or none)")
+    if model == "default":
+        name = DEFAULT_NAME
+    else:
+        name = Path(model.rstrip("/")).name or model.replace("/", "--")
+        if "/" in model and not Path(model).expanduser().exists():  # hub id: owner--name
+            name = model.replace("/", "--")
+    return cache_dir() / "models" / f"{name}-onnx-{_SUFFIX[quantize]}"
+
+
+def ensure_exported(model: str = "default", quantize: str = "int8") -> Path:
+    """The exported directory for `model`, exporting it once (parity-checked) if missing."""
+    out = exported_dir(model, quantize)
+    if (out / MANIFEST_FILE).is_file() and (out / "model.onnx").is_file():
+        try:
+            Manifest.load(out)
+            return out
+        except (ValueError, TypeError, KeyError):
+            pass  # a broken manifest: export again
+    from export.pipeline import export_model
+
+    export_model(model, out, quantize="none" if quantize == "fp32" else quantize, progress=False)
+    return out
