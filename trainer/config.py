@@ -1,0 +1,146 @@
+"""TrainConfig: every knob of a run; the CLI flags are generated from its fields."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from pathlib import Path
+
+CONFIG_FILE = "train_config.json"
+
+
+def _f(default, help: str, choices=None):
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclass
+class TrainConfig:
+    # data
+    base: str = _f("default", "base model: a local directory, a hub id, or 'default'")
+    data: str = _f("", "a directory of SQuAD {lang}.json files, or JSONL file(s)/directory")
+    data_format: str = _f("auto", "data format", ["auto", "squad", "jsonl"])
+    langs: str = _f("", "comma-separated languages to keep (default: all)")
+    passage_unit: str = _f("paragraph", "passage unit", ["paragraph", "sentence"])
+    val_fraction: float = _f(0.05, "share of parallel-id groups held out for validation")
+    output: str = _f("runs/xlir", "output directory")
+    # batching
+    batching: str = _f("hybrid", "batch type: X-X, X-Y or hybrid", ["xx", "xy", "hybrid"])
+    alpha: float = _f(0.5, "hybrid: probability of an X-X batch")
+    lang_sampling: str = _f("uniform", "X-X language draw", ["uniform", "size"])
+    batch_size: int = _f(32, "pairs per batch (per process)")
+    # model and loss
+    pooling: str = _f("auto", "pooling (auto: the base model's setting, else mean)",
+                      ["auto", "mean", "cls"])  # fmt: skip
+    normalize: bool = _f(True, "L2-normalise embeddings")
+    prefixes: bool = _f(True, "prepend the query/passage prefixes")
+    query_prefix: str = _f("query: ", "query prefix")
+    passage_prefix: str = _f("passage: ", "passage prefix")
+    max_query_length: int = _f(64, "max query tokens")
+    max_passage_length: int = _f(256, "max passage tokens")
+    temperature: float = _f(0.05, "softmax temperature over cosine scores")
+    symmetric: bool = _f(False, "add the passage-to-query InfoNCE term")
+    # optimisation
+    max_steps: int = _f(1000, "optimizer steps")
+    lr: float = _f(3e-5, "peak learning rate")
+    weight_decay: float = _f(0.01, "AdamW weight decay")
+    warmup_ratio: float = _f(0.1, "warmup steps as a share of max steps")
+    warmup_steps: int = _f(-1, "warmup steps (overrides --warmup-ratio when >= 0)")
+    max_grad_norm: float = _f(1.0, "gradient clipping norm (0: off)")
+    precision: str = _f("auto", "auto: bf16 (or fp16) on GPU, fp32 on CPU",
+                        ["auto", "fp32", "bf16", "fp16"])  # fmt: skip
+    gradient_checkpointing: bool = _f(False, "recompute activations to save memory")
+    freeze_embeddings: bool = _f(False, "freeze the word embeddings")
+    # evaluation, checkpoints, logging
+    eval_steps: int = _f(100, "validation loss every N steps (0: never)")
+    eval_batches: int = _f(20, "validation batches per evaluation")
+    patience: int = _f(5, "stop after N evaluations without improvement (0: never)")
+    save_steps: int = _f(500, "checkpoint every N steps (0: only at the end)")
+    save_total_limit: int = _f(2, "checkpoints kept")
+    resume: str = _f("", "resume from a checkpoint directory, or 'auto' (latest in output)")
+    seed: int = _f(42, "random seed")
+    device: str = _f("auto", "auto (cuda if available), cpu, cuda, cuda:N")
+    num_threads: int = _f(0, "CPU threads per process (0: cores / local processes)")
+    progress: bool = _f(True, "tqdm progress bar")
+
+    def __post_init__(self):
+        checks = {f.name: f.metadata.get("choices") for f in fields(self)}
+        for name, choices in checks.items():
+            if choices and getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {choices}, not {getattr(self, name)!r}")
+        if not 0 <= self.alpha <= 1:
+            raise ValueError("alpha must be in [0, 1]")
+        if self.batch_size < 2:
+            raise ValueError("batch size must be >= 2 (in-batch negatives)")
+
+    @property
+    def q_prefix(self) -> str:
+        return self.query_prefix if self.prefixes else ""
+
+    @property
+    def p_prefix(self) -> str:
+        return self.passage_prefix if self.prefixes else ""
+
+    def num_warmup(self) -> int:
+        return (
+            self.warmup_steps if self.warmup_steps >= 0 else int(self.warmup_ratio * self.max_steps)
+        )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def save(self, directory: str | Path) -> Path:
+        path = Path(directory) / CONFIG_FILE
+        path.write_text(json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, directory: str | Path) -> TrainConfig:
+        data = json.loads((Path(directory) / CONFIG_FILE).read_text())
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+ALIASES = {"eval_steps": ["--eval-every"], "save_steps": ["--save-every"]}
+
+
+class _Parser(argparse.ArgumentParser):
+    """Errors as one line on stderr, exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """`--flag-name` per TrainConfig field; bools get `--x/--no-x`."""
+    parser = _Parser(
+        prog="python -m trainer",
+        description="Hybrid-batch contrastive fine-tuning of a multilingual encoder "
+        "(X-X, X-Y, hybrid).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    for f in fields(TrainConfig):
+        flags = ["--" + f.name.replace("_", "-"), *ALIASES.get(f.name, [])]
+        default = f.default if f.default is not MISSING else None
+        kw = {"default": default, "help": f.metadata.get("help", ""), "dest": f.name}
+        if isinstance(default, bool):
+            parser.add_argument(*flags, action=argparse.BooleanOptionalAction, **kw)
+        elif f.name == "resume":  # bare `--resume`: the latest checkpoint in the output dir
+            parser.add_argument(*flags, nargs="?", const="auto", **kw)
+        else:
+            choices = f.metadata.get("choices")
+            parser.add_argument(*flags, type=type(default), choices=choices, **kw)
+    return parser
+
+
+def parse_args(argv=None) -> TrainConfig:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.data:
+        parser.error("--data is required")
+    if not Path(args.data).exists():
+        parser.error(f"--data {args.data}: no such file or directory")
+    try:
+        return TrainConfig(**vars(args))
+    except ValueError as exc:
+        parser.error(str(exc))
