@@ -28,15 +28,31 @@ def exported_dir(model: str = "default", quantize: str = "int8") -> Path:
 
 
 def ensure_exported(model: str = "default", quantize: str = "int8") -> Path:
-    """The exported directory for `model`, exporting it once (parity-checked) if missing."""
+    """The exported directory for `model`, exporting it once (parity-checked) if missing, or
+    again when its manifest is unreadable or the source directory changed after the export."""
     out = exported_dir(model, quantize)
     if (out / MANIFEST_FILE).is_file() and (out / "model.onnx").is_file():
         try:
-            Manifest.load(out)
-            return out
+            manifest = Manifest.load(out)
         except (ValueError, TypeError, KeyError):
-            pass  # a broken manifest: export again
+            manifest = None  # a broken manifest: export again
+        if manifest and not _source_newer(manifest.source_model, out / MANIFEST_FILE):
+            return out
     from export.pipeline import export_model
 
     export_model(model, out, quantize="none" if quantize == "fp32" else quantize, progress=False)
     return out
+
+
+def _source_newer(source: str, manifest_path: Path) -> bool:
+    """True when a local source model has files modified after `manifest_path` was written."""
+    if source == "default":
+        from xlir_plugin.default_model import default_model_dir
+
+        src = default_model_dir()
+    else:
+        src = Path(source).expanduser()
+    if not src.is_dir():
+        return False  # a hub id, or a source that is gone: keep what we have
+    written = manifest_path.stat().st_mtime
+    return any(p.stat().st_mtime > written for p in src.iterdir() if p.is_file())

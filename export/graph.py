@@ -7,7 +7,9 @@ normalization so the served output is `sentence_embedding` of shape (batch, dim)
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import warnings
 from pathlib import Path
 
 import onnx
@@ -26,18 +28,33 @@ def export_hidden_states(model_path: str, work_dir: Path, opset: int | None = No
     from optimum.exporters.onnx import onnx_export_from_model
     from transformers import AutoModel
 
-    model = AutoModel.from_pretrained(model_path)
-    model.eval()
+    with quiet_transformers():
+        model = AutoModel.from_pretrained(model_path).eval()
     for name in ("optimum", "transformers", "torch.onnx"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    onnx_export_from_model(
-        model,
-        work_dir,
-        opset=opset,
-        task="feature-extraction",
-        do_validation=False,  # the parity check below measures what matters
-    )
+    with warnings.catch_warnings():  # tracer warnings: nothing to act on for these models
+        warnings.simplefilter("ignore")
+        onnx_export_from_model(
+            model,
+            work_dir,
+            opset=opset,
+            task="feature-extraction",
+            do_validation=False,  # the parity check measures what matters
+        )
     return work_dir / ONNX_FILE
+
+
+@contextlib.contextmanager
+def quiet_transformers():
+    """Hide transformers' load-time notes (e.g. an unused pooler "newly initialized")."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
 
 
 def opset_of(model: onnx.ModelProto) -> int:

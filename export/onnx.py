@@ -51,35 +51,36 @@ def main(argv: list[str] | None = None) -> int:
     from export.pipeline import export_model
     from xlir_plugin.errors import XlirError
 
-    _quiet_libraries()
-    try:
-        thresholds = None
-        if args.quantize in QUANTIZATIONS:
-            thresholds = Thresholds.default(args.quantize)
-            if args.min_cosine is not None:
-                thresholds.min_cosine = args.min_cosine
-            if args.mean_cosine is not None:
-                thresholds.mean_cosine = args.mean_cosine
-            if args.min_top1 is not None:
-                thresholds.top1_agreement = args.min_top1
-        result = export_model(
-            args.model,
-            args.output,
-            quantize=args.quantize,
-            opset=args.opset,
-            max_length=args.max_length,
-            probe=args.probe,
-            force=args.force,
-            thresholds=thresholds,
-            pooling_in_graph=args.pooling == "graph",
-            progress=not args.quiet,
-        )
-    except ParityError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
-    except XlirError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    with warnings.catch_warnings():
+        try:
+            _quiet_libraries()
+            thresholds = None
+            if args.quantize in QUANTIZATIONS:
+                thresholds = Thresholds.default(args.quantize)
+                if args.min_cosine is not None:
+                    thresholds.min_cosine = args.min_cosine
+                if args.mean_cosine is not None:
+                    thresholds.mean_cosine = args.mean_cosine
+                if args.min_top1 is not None:
+                    thresholds.top1_agreement = args.min_top1
+            result = export_model(
+                args.model,
+                args.output,
+                quantize=args.quantize,
+                opset=args.opset,
+                max_length=args.max_length,
+                probe=args.probe,
+                force=args.force,
+                thresholds=thresholds,
+                pooling_in_graph=args.pooling == "graph",
+                progress=not args.quiet,
+            )
+        except ParityError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        except XlirError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     m = result.manifest
     p = m.parity
     sizes = ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in m.file_sizes.items() if ".onnx" in k)
@@ -94,10 +95,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _quiet_libraries() -> None:
-    """optimum/torch.onnx print many tracer warnings that say nothing about the result."""
+    """optimum/torch.onnx print many tracer warnings that say nothing about the result
+    (call inside warnings.catch_warnings())."""
     warnings.filterwarnings("ignore")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    for name in ("optimum", "transformers", "torch", "onnxruntime", "root"):
+    for name in ("optimum", "transformers", "torch", "onnxruntime", "huggingface_hub", "root"):
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
         import onnxruntime

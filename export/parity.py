@@ -42,8 +42,11 @@ def torch_vectors(model_path: str, probe: Probe, settings: EncoderSettings, max_
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model_path, use_fast=True)
-    model = AutoModel.from_pretrained(model_path).eval()
+    from export.graph import quiet_transformers
+
+    with quiet_transformers():
+        tokenizer = AutoTokenizer.from_pretrained(model_path, use_fast=True)
+        model = AutoModel.from_pretrained(model_path).eval()
 
     def encode(texts: list[str], prefix: str) -> np.ndarray:
         out = []

@@ -39,7 +39,7 @@ def optimize(src: Path, dst_dir: Path, config, fp16: bool = False) -> Path:
         optimization_level=2,
         optimize_for_gpu=fp16,
         fp16=fp16,
-        disable_shape_inference=True,
+        disable_shape_inference=not fp16,  # fp16 conversion needs symbolic shape inference
     )
     optimizer.optimize(optimization, dst_dir, file_suffix="")
     return Path(dst_dir) / Path(src).name

@@ -46,6 +46,11 @@ def load_source(model: str) -> Source:
     try:
         config = AutoConfig.from_pretrained(path)
     except Exception as e:  # noqa: BLE001 - transformers raises many kinds for a bad config
+        if not Path(path).is_dir():
+            raise ExportInputError(
+                f"model not found: {model} is not a local directory, and not a hub model "
+                "reachable from here"
+            ) from e
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ExportInputError(f"cannot read the model config of {model}: {first}") from e
     _check_encoder(config, model)

@@ -335,6 +335,9 @@ def bert_config(f: E5File) -> dict:
         "classifier_dropout": None,
         "use_cache": True,
         "torch_dtype": "float32",
+        # The config schema this file follows. Also keeps transformers 4.57.3-4.57.x from
+        # warning about a "mistral regex" on every load of a local config without a version.
+        "transformers_version": "4.57.1",
     }
 
 
@@ -424,7 +427,7 @@ def build_tokenizer(f: E5File):
     from tokenizers.models import Unigram
     from tokenizers.processors import TemplateProcessing
 
-    vocab = [(p, float(s)) for p, s in zip(f.pieces, f.scores, strict=False)]
+    vocab = [(p, float(s)) for p, s in zip(f.pieces, f.scores, strict=True)]
     tok = Tokenizer(Unigram(vocab, unk_id=f.unk, byte_fallback=False))
     tok.normalizer = normalizers.Sequence(
         [
