@@ -1,4 +1,4 @@
-"""The Elasticsearch backend ranks exactly like numpy on a flat index, end to end via the CLI."""
+"""The Elasticsearch backend scores like numpy when it sees the whole pool; the CLI end to end."""
 
 from __future__ import annotations
 
@@ -8,16 +8,33 @@ import numpy as np
 import pytest
 
 from tests.onnx_fixtures import build_onnx_model
+from tests.test_evaluation import CAND_ANGLES, QUERY_ANGLES, unit, write_toy
 from xlir_plugin.cli import main
-from xlir_plugin.encoder import OnnxEncoder
+from xlir_plugin.evaluation import evaluate_vectors, load_lareqa
 from xlir_plugin.evaluation.data import Candidate, LareqaData, Question
-from xlir_plugin.evaluation.retrieval import Layout, es_ranks, exact_ranks
-from xlir_plugin.evaluation.run import index_candidates
 
 pytestmark = pytest.mark.es
 
 
-def test_es_backend_equals_exact_on_a_flat_index(es, index_name, tmp_path):
+def test_es_backend_reproduces_the_toy_set(es, index_name, tmp_path):
+    data = load_lareqa(write_toy(tmp_path))
+    result = evaluate_vectors(
+        data, unit(QUERY_ANGLES), unit(CAND_ANGLES), es=es, es_depth=6, index=index_name,
+        index_options="flat", progress=False,
+    )  # fmt: skip
+    exact, approx = result.backends["exact"], result.backends["es"]
+    assert approx.map_metric == "map@6"  # the whole pool: same as full-depth map
+    for lang, row in exact.per_lang.items():
+        for column, value in row.items():
+            if column != "rank_distance":  # exact backend only
+                assert approx.per_lang[lang][column] == pytest.approx(value, abs=1e-12)
+    assert approx.cross_map == exact.cross_map
+    assert all(abs(v) < 1e-12 for k, v in result.gap.items() if "delta" in k)
+    assert result.gap["multi_ann_recall_at_10"] == 1.0
+    assert not es.indices.exists(index=index_name)  # deleted after the run
+
+
+def test_es_backend_equals_exact_on_random_vectors(es, index_name):
     rng = np.random.default_rng(1)
     langs = ["a", "b", "c"]
     data = LareqaData()
@@ -31,33 +48,36 @@ def test_es_backend_equals_exact_on_a_flat_index(es, index_name, tmp_path):
     cands /= np.linalg.norm(cands, axis=1, keepdims=True)
     queries = rng.standard_normal((len(data.questions), 8)).astype(np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
-    build_onnx_model(tmp_path / "m", ["x"], dim=8)
-    index_candidates(es, index_name, OnnxEncoder(tmp_path / "m"), data, cands, {"type": "flat"})
-
-    layout = Layout.build(data, langs)
-    exact = exact_ranks(layout, queries, cands)
-    approx = es_ranks(es, index_name, layout, queries, depth=60, num_candidates=60)
-    for key, want in exact.pair.items():
-        np.testing.assert_array_equal(approx.pair[key], want)
+    result = evaluate_vectors(
+        data, queries, cands, es=es, es_depth=60, index=index_name, index_options="flat",
+        progress=False,
+    )  # fmt: skip
+    exact, approx = result.backends["exact"], result.backends["es"]
     for lang in langs:
-        np.testing.assert_array_equal(approx.multi[lang], exact.multi[lang])
+        for column in ("mono", "cross", "multi", "r1_mono", "r1_cross", "r10_multi"):
+            assert approx.per_lang[lang][column] == pytest.approx(exact.per_lang[lang][column])
+    for kind in ("mono", "cross", "multi"):
+        assert result.gap[f"{kind}_ann_recall_at_10"] == 1.0
 
 
 def test_cli_eval_on_real_xquad_subset(es_settings, xquad_dir, tmp_path, capsys):
-    words = ["query:", "passage:"] + " ".join(
-        json.loads((xquad_dir / "en.json").read_text())["data"][0]["paragraphs"][0][
-            "context"
-        ].split()
-    ).split()
-    build_onnx_model(tmp_path / "m", words, dim=16)
+    words = []
+    for lang in ("en", "de", "zh"):
+        paragraph = json.loads((xquad_dir / f"{lang}.json").read_text())["data"][0]
+        words += paragraph["paragraphs"][0]["context"].split()
+    build_onnx_model(tmp_path / "m", ["query:", "passage:", *words], dim=16)
     out = tmp_path / "out"
     args = ["eval", "--model", str(tmp_path / "m"), "--data", str(xquad_dir), "--langs", "en,de,zh",
-            "--max-queries", "20", "--output", str(out), "--es-url", es_settings.url,
-            "--es-user", es_settings.user, "--es-password", es_settings.password]  # fmt: skip
+            "--max-queries", "30", "--output", str(out), "--es-depth", "20",
+            "--es-url", es_settings.url, "--es-user", es_settings.user,
+            "--es-password", es_settings.password]  # fmt: skip
     assert main(args) == 0
     result = json.loads((out / "results.json").read_text())
-    assert result["queries"] == 60 and set(result["backends"]) == {"exact", "es"}
+    assert result["queries"] == 90 and set(result["backends"]) == {"exact", "es"}
     assert set(result["backends"]["exact"]["per_lang"]) == {"en", "de", "zh"}
-    assert 0 <= result["gap"]["ann_recall_at_10"] <= 1
+    assert result["backends"]["es"]["map_metric"] == "map@20"
+    assert 0 <= result["gap"]["multi_ann_recall_at_10"] <= 1
+    assert result["timings"]["es_query"] > 0
     assert (out / "cross_map.png").stat().st_size > 1000
-    assert "| **mean** |" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "| **mean** |" in printed and "Elasticsearch vs exact" in printed

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 from ..cli import add_es_flags, es_from_args
@@ -10,22 +11,44 @@ from ..paths import data_dir
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
-    parser = verbs.add_parser("eval", help="Mono/Cross/Multi mAP and language bias on LAReQA data")
-    parser.add_argument("--model", default="default", help="exported model dir, or `default`")
+    parser = verbs.add_parser(
+        "eval",
+        help="Mono/Cross/Multi mAP and language bias on LAReQA data (XQuAD-R, MLQA-R)",
+        description="Encode a LAReQA-format set once, rank with exact numpy and/or Elasticsearch "
+        "kNN over the same vectors, and write results.json, results.md and cross_map.png.",
+    )
+    parser.add_argument("--model", default="default", help="exported ONNX model dir, or `default`")
     parser.add_argument(
-        "--data", type=Path, default=None, help="LAReQA dir (default: shared xquad-r)"
+        "--data", type=Path, default=None, help="LAReQA dir (default: the shared xquad-r)"
     )
     parser.add_argument("--backend", choices=["exact", "es", "both"], default="both")
-    parser.add_argument("--langs", help="comma-separated subset of languages")
-    parser.add_argument("--max-queries", type=int, help="first N question ids only (quick runs)")
+    parser.add_argument("--langs", help="comma-separated subset of languages, e.g. en,de,zh")
+    parser.add_argument("--max-queries", type=int, help="first N questions per language")
     parser.add_argument(
-        "--context", action="store_true", help="encode sentence + paragraph (LAReQA)"
+        "--context",
+        action="store_true",
+        help="encode each candidate as sentence + paragraph (LAReQA); default: sentence only",
     )
-    parser.add_argument("--es-depth", type=int, default=100, help="kNN k for the ES backend")
     parser.add_argument(
-        "--num-candidates", type=int, help="kNN num_candidates (default max(100, 10k))"
+        "--depth", type=int, help="mAP depth for the exact backend (default: the whole pool)"
     )
+    parser.add_argument(
+        "--es-depth", type=int, default=100, help="kNN k for the ES backend (default 100)"
+    )
+    parser.add_argument(
+        "--num-candidates", type=int, help="kNN num_candidates (default: the search default)"
+    )
+    parser.add_argument(
+        "--index-options",
+        help="vector index_options spec, e.g. hnsw or int8_hnsw,m=32 (default: the server's)",
+    )
+    parser.add_argument("--keep-index", action="store_true", help="keep the evaluation index")
     parser.add_argument("--output", type=Path, help="output dir (default runs/eval-<model>)")
+    parser.add_argument(
+        "--vectors-cache",
+        type=Path,
+        help="an .npz file: reuse its vectors when they match model and texts, else write it",
+    )
     parser.add_argument("--threads", type=int, help="onnxruntime threads")
     add_es_flags(parser)
     parser.set_defaults(handler=run)
@@ -35,26 +58,31 @@ def run(args: argparse.Namespace) -> int:
     from ..encoder import OnnxEncoder
     from ..evaluation import evaluate
     from ..evaluation.report import write_outputs
-    from ..models import resolve_served_model
 
     backends = ("exact", "es") if args.backend == "both" else (args.backend,)
     es = es_from_args(args) if "es" in backends else None
-    encoder = OnnxEncoder(resolve_served_model(args.model), threads=args.threads)
+    model_dir = Path(args.model)
+    if not (model_dir / "xlir.json").is_file():
+        from ..models import resolve_served_model
+
+        model_dir = resolve_served_model(args.model)
+    encoder = OnnxEncoder(model_dir, threads=args.threads)
     result = evaluate(
         encoder,
         args.data or data_dir() / "xquad-r",
         es=es,
         backends=backends,
-        langs=args.langs.split(",") if args.langs else None,
+        langs=[x.strip() for x in args.langs.split(",") if x.strip()] if args.langs else None,
         max_queries=args.max_queries,
         context=args.context,
+        depth=args.depth,
         es_depth=args.es_depth,
         num_candidates=args.num_candidates,
+        index_options=args.index_options,
+        keep_index=args.keep_index,
+        vectors_cache=args.vectors_cache,
     )
-    out = (
-        args.output
-        or Path("runs") / f"eval-{encoder.model_name.replace('/', '_').replace('@', '-')}"
-    )
+    out = args.output or Path("runs") / f"eval-{re.sub(r'[^A-Za-z0-9._-]+', '-', model_dir.name)}"
     paths = write_outputs(result, out)
     print(result.to_markdown())
     print("wrote " + ", ".join(str(p) for p in paths))

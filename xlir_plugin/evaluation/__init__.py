@@ -1,6 +1,13 @@
 """XQuAD-R / MLQA-R evaluation as PAPER.md measures it: Mono, Cross, Multi mAP and bias."""
 
-from .data import LareqaData, load_lareqa
-from .run import EvalResult, evaluate
+from .data import LareqaData, first_questions, load_lareqa
+from .run import EvalResult, evaluate, evaluate_vectors
 
-__all__ = ["EvalResult", "LareqaData", "evaluate", "load_lareqa"]
+__all__ = [
+    "EvalResult",
+    "LareqaData",
+    "evaluate",
+    "evaluate_vectors",
+    "first_questions",
+    "load_lareqa",
+]

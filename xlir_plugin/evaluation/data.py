@@ -46,7 +46,12 @@ class LareqaData:
 
 
 def answer_sentence(breaks: list[list[int]], answer_start: int) -> int:
-    """Index of the sentence whose [start, end) span holds the answer's first character."""
+    """Index of the sentence whose [start, end) span holds the answer's first character.
+
+    Precisely: the last sentence starting at or before `answer_start`, which is the same when
+    the breaks tile the paragraph (they do in XQuAD-R: no answer starts between sentences) and
+    picks the preceding sentence for an answer starting in a gap (approximate offsets).
+    """
     starts = [start for start, _ in breaks]
     return max(0, bisect.bisect_right(starts, answer_start) - 1)
 
@@ -72,12 +77,31 @@ def _load_language(lang: str, squad: dict, data: LareqaData) -> None:
                 raise InputError(
                     f"{lang}.json paragraph {a}/{p} has no `sentences`: not LAReQA format"
                 )
+            # one candidate per (language, paragraph, sentence index), duplicates included;
+            # blank sentences cannot be embedded and are left out
             ids = [f"{lang}:{a}:{p}:{s}" for s in range(len(paragraph["sentences"]))]
             for cid, sentence in zip(ids, paragraph["sentences"], strict=True):
-                data.candidates.append(Candidate(cid, lang, sentence, paragraph["context"]))
-            for qa in paragraph["qas"]:
-                data.questions.append(Question(qa["id"], lang, qa["question"]))
+                if sentence.strip():
+                    data.candidates.append(Candidate(cid, lang, sentence, paragraph["context"]))
+            for qa in paragraph.get("qas", []):
+                if not qa.get("answers") or not qa["question"].strip():
+                    continue
                 index = answer_sentence(
                     paragraph["sentence_breaks"], qa["answers"][0]["answer_start"]
                 )
+                if not paragraph["sentences"][index].strip():
+                    continue
+                data.questions.append(Question(qa["id"], lang, qa["question"]))
                 data.relevant[qa["id"]][lang] = ids[index]
+
+
+def first_questions(data: LareqaData, n: int) -> LareqaData:
+    """The first `n` questions of each language, in file order (quick runs); every candidate
+    and every language's answers are kept, so Cross and Multi stay well defined."""
+    seen: dict[str, int] = defaultdict(int)
+    questions = []
+    for q in data.questions:
+        if seen[q.lang] < n:
+            seen[q.lang] += 1
+            questions.append(q)
+    return LareqaData(data.candidates, questions, data.relevant)
