@@ -14,8 +14,13 @@ def cache_dir() -> Path:
 
 
 def data_dir() -> Path:
-    """The shared data sets: `$XLIR_DATA`, else `../shared/data` beside the project root."""
+    """The shared data sets: `$XLIR_DATA`, else `../shared/data` from the working directory,
+    else beside the checkout this package was installed from."""
     env = os.environ.get("XLIR_DATA")
     if env:
         return Path(env)
-    return Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+    candidates = [
+        Path.cwd().parent / "shared" / "data",
+        Path(__file__).resolve().parents[2] / "shared" / "data",
+    ]
+    return next((path for path in candidates if path.is_dir()), candidates[0])
