@@ -156,8 +156,8 @@ def test_validation_split_holds_out_whole_ids(tmp_path):
     assert list(again.pids) == list(train.pids)
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data not present")
 def test_real_squad_dev_parallel():
+    assert SHARED.is_dir(), f"training data not found at {SHARED}"
     table = load_examples(SHARED)
     st = table.stats()
     assert st["rows_per_lang"] == {"da": 6740, "en": 9380, "es": 5851, "it": 6831}
