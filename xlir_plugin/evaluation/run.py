@@ -81,7 +81,10 @@ class EvalResult:
             lines += ["", "## Elasticsearch vs exact", ""]
             lines.append("| measure | value |")
             lines.append("|---|---|")
-            lines += [f"| {k} | {v:+.4f} |" for k, v in self.gap.items()]
+            lines += [
+                f"| {k} | {v:+.4f} |" if "delta" in k else f"| {k} | {v:.4f} |"
+                for k, v in self.gap.items()
+            ]
         if self.timings:
             lines += [
                 "",
