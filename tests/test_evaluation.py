@@ -195,3 +195,24 @@ def test_xquad_r_has_the_papers_shape(xquad_dir):
     assert per_lang["th"] == 852 and per_lang["de"] == 1276  # the LAReQA README's counts
     assert sum(per_lang.values()) == 13014
     assert all(len(rel) == 11 for rel in data.relevant.values())
+
+
+def test_vectors_cache_reuses_each_side_it_holds(xquad_dir, tmp_path):
+    from tests.onnx_fixtures import build_onnx_model, words_of
+    from xlir_plugin.evaluation import evaluate
+
+    data = load_lareqa(xquad_dir, ["en", "de"])
+    build_onnx_model(tmp_path / "m", ["query:", "passage:", *words_of(
+        [c.text for c in data.candidates[:200]])], dim=16)  # fmt: skip
+    cache = tmp_path / "vectors.npz"
+    run = dict(langs=["en", "de"], backends=["exact"], progress=False, vectors_cache=cache)
+    full = evaluate(tmp_path / "m", xquad_dir, **run)
+    assert full.settings["vectors"] == "encoded" and cache.is_file()
+    again = evaluate(tmp_path / "m", xquad_dir, **run)
+    assert again.settings["vectors"] == "cached"
+    assert again.backends["exact"].mean == full.backends["exact"].mean
+    subset = evaluate(tmp_path / "m", xquad_dir, max_queries=20, **run)
+    assert subset.settings["vectors"] == "cands cached"  # only the 40 questions were encoded
+    build_onnx_model(tmp_path / "m", ["query:", "passage:", "berlin"], dim=16, seed=1)
+    other = evaluate(tmp_path / "m", xquad_dir, **run)
+    assert other.settings["vectors"] == "encoded"  # another model: nothing reused

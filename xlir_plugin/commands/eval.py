@@ -47,7 +47,8 @@ def register(verbs: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--vectors-cache",
         type=Path,
-        help="an .npz file: reuse its vectors when they match model and texts, else write it",
+        help="an .npz file: reuse the candidate and/or query vectors it holds for this model and "
+        "these texts; write it when anything was encoded",
     )
     parser.add_argument("--threads", type=int, help="onnxruntime threads")
     add_es_flags(parser)

@@ -311,7 +311,9 @@ def encode(encoder, texts: list[str], kind: str, chunk: int = 256, progress: boo
     """Embed with a progress bar (the encoder sorts each chunk by length itself)."""
     method = encoder.encode_queries if kind == "query" else encoder.encode_passages
     parts = []
-    with tqdm(total=len(texts), desc=f"encoding {kind}s", unit="text", disable=not progress) as bar:
+    with tqdm(
+        total=len(texts), desc=f"encoding {kind} texts", unit="text", disable=not progress
+    ) as bar:
         for start in range(0, len(texts), chunk):
             parts.append(method(texts[start : start + chunk]))
             bar.update(len(parts[-1]))
@@ -361,16 +363,18 @@ def evaluate(
         data = first_questions(data, max_queries)
     cand_texts = candidate_texts(data, context)
     query_texts = [q.text for q in data.questions]
-    key = _vectors_key(model, cand_texts, query_texts)
-    cached = _load_vectors(vectors_cache, key)
-    if cached is not None:
-        cands, queries = cached
-    else:
+    keys = {"cands": _vectors_key(model, cand_texts), "queries": _vectors_key(model, query_texts)}
+    cached = _load_vectors(vectors_cache, keys)
+    cands = cached.get("cands")
+    if cands is None:
         cands = encode(model, cand_texts, "passage", progress=progress)
+    queries = cached.get("queries")
+    if queries is None:
         queries = encode(model, query_texts, "query", progress=progress)
-        if vectors_cache:
-            Path(vectors_cache).parent.mkdir(parents=True, exist_ok=True)
-            np.savez(vectors_cache, key=key, cands=cands, queries=queries)
+    if vectors_cache and len(cached) < 2:
+        Path(vectors_cache).parent.mkdir(parents=True, exist_ok=True)
+        np.savez(vectors_cache, cands_key=keys["cands"], cands=cands,
+                 queries_key=keys["queries"], queries=queries)  # fmt: skip
     encode_seconds = time.perf_counter() - started
     result = evaluate_vectors(
         data, queries, cands, model=model.model_name, manifest=model.manifest, es=es,
@@ -383,7 +387,8 @@ def evaluate(
         "max_queries": max_queries or "all",
         **result.settings,
     }
-    result.settings["vectors"] = "cached" if cached is not None else "encoded"
+    sides = "cached" if len(cached) == 2 else " ".join([*cached, "cached"])
+    result.settings["vectors"] = sides if cached else "encoded"
     result.timings = {
         "encode": encode_seconds,
         **result.timings,
@@ -392,20 +397,24 @@ def evaluate(
     return result
 
 
-def _vectors_key(model, cand_texts: list[str], query_texts: list[str]) -> str:
+def _vectors_key(model, texts: list[str]) -> str:
     import hashlib
 
     digest = hashlib.sha256(f"{model.manifest.sha256}\n{model.model_name}\n".encode())
-    for text in [*cand_texts, "\x00", *query_texts]:
+    for text in texts:
         digest.update(text.encode())
         digest.update(b"\x00")
     return digest.hexdigest()
 
 
-def _load_vectors(path: str | Path | None, key: str):
+def _load_vectors(path: str | Path | None, keys: dict[str, str]) -> dict[str, np.ndarray]:
+    """The sides (cands, queries) the cache holds for these very texts: a run over a subset of
+    the questions still reuses the candidate vectors."""
     if not path or not Path(path).is_file():
-        return None
+        return {}
     with np.load(path) as saved:
-        if str(saved["key"]) != key:
-            return None
-        return saved["cands"], saved["queries"]
+        return {
+            side: saved[side]
+            for side, key in keys.items()
+            if f"{side}_key" in saved.files and str(saved[f"{side}_key"]) == key
+        }
