@@ -51,6 +51,13 @@ def test_unknown_arm_is_refused(capsys):
     assert exc.value.code == 2 and "unknown arm(s) ['zz']" in capsys.readouterr().err
 
 
+def test_other_settings_never_reuse_a_finished_run(tmp_path, capsys):
+    (tmp_path / "experiment.json").write_text(json.dumps({"steps": 240, "lr": 3e-5}))
+    assert main(["--output", str(tmp_path), "--steps", "2000", "--lr", "1e-5"]) == 2
+    err = capsys.readouterr().err
+    assert "holds a run with other settings (steps, lr)" in err and "--force" in err
+
+
 def fake_results(path: Path, shift: float, rank_distance: float) -> None:
     per_lang = {
         lang: {
@@ -84,7 +91,7 @@ def test_report_tables_come_from_the_results(tmp_path):
     (tmp_path / "timings.json").write_text(json.dumps({"xx-s1/train": 12.5}))
 
     text = write_report(cfg, tmp_path / "RESULTS.md").read_text()
-    assert (tmp_path / "results.png").stat().st_size > 10_000
+    assert (tmp_path / "RESULTS.png").stat().st_size > 10_000
     row = next(line for line in text.splitlines() if "| hybrid |" in line and "ours" in line)
     # mono: mean over en/es/de of 0.7 + 0.1 + i/100 = 0.81, then over seeds (+0.02): 0.82
     assert "| 0.820 ± 0.014 |" in row and "| 400 ± 0 |" in row

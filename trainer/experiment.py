@@ -3,11 +3,12 @@
 For each arm (the base model untouched, then X-X, X-Y and hybrid batching with the same seed,
 steps, batch size and learning rate) it trains with `python -m trainer`, exports int8 ONNX with
 `python -m export.onnx`, evaluates on XQuAD-R with `xlir eval` (exact numpy over every query,
-then Elasticsearch kNN on the first `--es-max-queries` questions per language) and writes
-RESULTS.md + results.png from the results files. Each stage is its own CLI call, so a step that
-fails can be rerun by hand; finished stages are skipped on a rerun (`--force` redoes them).
+then Elasticsearch kNN on the first `--es-max-queries` questions per language) and writes a
+Markdown report, with its plot beside it, from the results files. Each stage is its own CLI
+call, so a failed step can be rerun by hand; finished stages are skipped on a rerun (`--force`
+redoes them), so a rerun with a new `--report` only rewrites the report.
 
-    python -m trainer.experiment --steps 240 --output runs/experiment
+    python -m trainer.experiment --report results/hybrid-batching.md   # the committed run
     python -m trainer.experiment --steps 2000 --seeds 1,2,3 --no-freeze-embeddings  # bigger
 """
 
@@ -26,6 +27,7 @@ from xlir_plugin.paths import data_dir
 
 ARMS = ("base", "xx", "xy", "hybrid")
 TIMINGS = "timings.json"
+SETTINGS = "experiment.json"
 
 
 @dataclass
@@ -136,10 +138,26 @@ def ensure_elasticsearch() -> None:
         subprocess.run([sys.executable, "-m", "xlir_plugin.cli", "es", "start"], check=True)
 
 
+def check_output(cfg: ExperimentConfig, out: Path) -> None:
+    """Finished stages are reused, so a run with other settings must not land in the same dir."""
+    path = out / SETTINGS
+    if cfg.force or not path.exists():
+        return
+    before, now = json.loads(path.read_text()), asdict(cfg)
+    changed = [k for k in now if k not in ("report", "force", "threads") and
+               before.get(k, now[k]) != now[k]]  # fmt: skip
+    if changed:
+        raise ValueError(
+            f"{out} holds a run with other settings ({', '.join(changed)}): choose another "
+            "--output, or --force to redo every stage"
+        )
+
+
 def run(cfg: ExperimentConfig) -> Path:
     out = Path(cfg.output)
+    check_output(cfg, out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "experiment.json").write_text(json.dumps(asdict(cfg), indent=2) + "\n")
+    (out / SETTINGS).write_text(json.dumps(asdict(cfg), indent=2) + "\n")
     timings_path = out / TIMINGS
     timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
     runs = cfg.runs()
@@ -156,13 +174,13 @@ def run(cfg: ExperimentConfig) -> Path:
         exact = d / "eval-exact"
         stage(f"{d.name}/eval-exact", eval_command(cfg, onnx, exact, "exact"),
               exact / "results.json", timings, cfg)  # fmt: skip
-    if cfg.es_max_queries >= 0:
+    es_runs = [run_dir(cfg, arm, seed) for arm, seed in runs] if cfg.es_max_queries >= 0 else []
+    if any(cfg.force or not (d / "eval-es" / "results.json").exists() for d in es_runs):
         ensure_elasticsearch()
-        for arm, seed in runs:
-            d = run_dir(cfg, arm, seed)
-            es = d / "eval-es"
-            stage(f"{d.name}/eval-es", eval_command(cfg, d / "onnx-int8", es, "es"),
-                  es / "results.json", timings, cfg)  # fmt: skip
+    for d in es_runs:
+        es = d / "eval-es"
+        stage(f"{d.name}/eval-es", eval_command(cfg, d / "onnx-int8", es, "es"),
+              es / "results.json", timings, cfg)  # fmt: skip
     from trainer.experiment_report import write_report
 
     return write_report(cfg, Path(cfg.report) if cfg.report else out / "RESULTS.md")
@@ -204,6 +222,9 @@ def main(argv: list[str] | None = None) -> int:
     cfg = parse_args(argv)
     try:
         report = run(cfg)
+    except ValueError as exc:
+        print(f"python -m trainer.experiment: error: {exc}", file=sys.stderr)
+        return 2
     except subprocess.CalledProcessError as exc:
         print(f"python -m trainer.experiment: a stage failed: {' '.join(exc.cmd)}",
               file=sys.stderr)  # fmt: skip

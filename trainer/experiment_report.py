@@ -1,5 +1,5 @@
-"""RESULTS.md and results.png for `python -m trainer.experiment`, built only from the files its
-stages wrote (results.json of `xlir eval`, train_summary.json, timings.json)."""
+"""The Markdown report and its plot for `python -m trainer.experiment`, built only from the
+files its stages wrote (results.json of `xlir eval`, train_summary.json, timings.json)."""
 
 from __future__ import annotations
 
@@ -234,7 +234,7 @@ def write_report(cfg: ExperimentConfig, path: Path) -> Path:
         raise FileNotFoundError(f"no eval-exact/results.json under {cfg.output}")
     timings_path = Path(cfg.output) / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
-    figure = plot(exact, path.with_name("results.png"))
+    figure = plot(exact, path.with_suffix(".png"))
     first = next(iter(exact.values()))[0]
     n = len(first["languages"])
     scope = f"first {cfg.eval_max_queries} questions" if cfg.eval_max_queries else "all queries"
