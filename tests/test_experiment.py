@@ -101,6 +101,8 @@ def test_report_tables_come_from_the_results(tmp_path):
     assert seen.endswith("| hybrid |")  # the best trained arm, by the mean over seeds
     assert "| en (seen) |" in text and "| de |" in text
     assert "| xx-s1 | - | 12.5 |" in text
+    assert "| hybrid vs X-X | +0.050 (3/3 better) | +0.050 (3/3 better) |" in text
+    assert "| -100 (3/3 better) |" in text  # rank distance: lower is better
     assert "Mean ± standard deviation over seeds" in text
 
 

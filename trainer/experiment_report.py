@@ -121,6 +121,36 @@ def language_table(results: dict[str, list[dict]], metric: str) -> list[str]:
     return lines
 
 
+def head_to_head(results: dict[str, list[dict]]) -> list[str]:
+    """Per pair of trained arms: the mean difference and in how many query languages the first
+    arm is better, which says how consistent a difference is when there is one seed."""
+    arms = [a for a in ("hybrid", "xy", "xx") if a in results]
+    pairs = [(a, b) for i, a in enumerate(arms) for b in arms[i + 1 :]]
+    shown = METRICS[:3] + METRICS[-1:]
+    lines = [
+        "| comparison | " + " | ".join(label for _, label in shown) + " |",
+        "|---" * (len(shown) + 1) + "|",
+    ]
+    langs = next(iter(results.values()))[0]["languages"]
+    for a, b in pairs:
+        cells = []
+        for metric, _ in shown:
+            sign = -1 if lower_is_better(metric) else 1
+            diff = [
+                statistics.fmean(values(results[a], metric, lang=g))
+                - statistics.fmean(values(results[b], metric, lang=g))
+                for g in langs
+            ]
+            delta = statistics.fmean(values(results[a], metric)) - statistics.fmean(
+                values(results[b], metric)
+            )
+            wins = sum(sign * d > 0 for d in diff)
+            text = f"{delta:+.0f}" if lower_is_better(metric) else f"{delta:+.3f}"
+            cells.append(f"{text} ({wins}/{len(langs)} better)")
+        lines.append(f"| {LABELS[a]} vs {LABELS[b]} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def es_table(results: dict[str, list[dict]]) -> list[str]:
     lines = [
         "| batching | queries | ES Mono | ES Cross | ES Multi | exact Mono | exact Cross | "
@@ -262,6 +292,10 @@ def write_report(cfg: ExperimentConfig, path: Path) -> Path:
         *main_table(exact, model_name(cfg)),
         "",
         f"![results]({figure.name})",
+        "",
+        "## Head to head: the mean difference, and in how many query languages it holds",
+        "",
+        *head_to_head(exact),
         "",
     ]
     for metric, label in (("mono", "Mono mAP"), ("cross", f"Cross mAP (query language vs the "
