@@ -90,8 +90,8 @@ def test_report_tables_come_from_the_results(tmp_path):
         fake_results(tmp_path / f"hybrid-s{seed}" / "eval-exact", 0.1 + jitter, 400)
     (tmp_path / "timings.json").write_text(json.dumps({"xx-s1/train": 12.5}))
 
-    text = write_report(cfg, tmp_path / "RESULTS.md").read_text()
-    assert (tmp_path / "RESULTS.png").stat().st_size > 10_000
+    text = write_report(cfg, tmp_path / "new" / "RESULTS.md").read_text()
+    assert (tmp_path / "new" / "RESULTS.png").stat().st_size > 10_000
     row = next(line for line in text.splitlines() if "| hybrid |" in line and "ours" in line)
     # mono: mean over en/es/de of 0.7 + 0.1 + i/100 = 0.81, then over seeds (+0.02): 0.82
     assert "| 0.820 ± 0.014 |" in row and "| 400 ± 0 |" in row

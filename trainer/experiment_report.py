@@ -264,6 +264,7 @@ def write_report(cfg: ExperimentConfig, path: Path) -> Path:
         raise FileNotFoundError(f"no eval-exact/results.json under {cfg.output}")
     timings_path = Path(cfg.output) / "timings.json"
     timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
+    path.parent.mkdir(parents=True, exist_ok=True)
     figure = plot(exact, path.with_suffix(".png"))
     first = next(iter(exact.values()))[0]
     n = len(first["languages"])
@@ -315,6 +316,5 @@ def write_report(cfg: ExperimentConfig, path: Path) -> Path:
             "",
         ]
     lines += ["## Training cost", "", *cost_table(cfg, timings), ""]
-    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
     return path
