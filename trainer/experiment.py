@@ -72,8 +72,10 @@ class ExperimentConfig:
 
     def runs(self) -> list[tuple[str, int | None]]:
         """(arm, seed) pairs; the base model is not trained, so it runs once without a seed."""
-        return [(a, None) if a == "base" else (a, s) for a in self.arm_list for s in (
-            [None] if a == "base" else self.seed_list)]  # fmt: skip
+        pairs: list[tuple[str, int | None]] = []
+        for arm in self.arm_list:
+            pairs += [(arm, None)] if arm == "base" else [(arm, s) for s in self.seed_list]
+        return pairs
 
 
 def run_dir(cfg: ExperimentConfig, arm: str, seed: int | None) -> Path:
@@ -205,13 +207,12 @@ def parse_args(argv: list[str] | None = None) -> ExperimentConfig:
     }
     for f in fields(ExperimentConfig):
         flag = "--" + f.name.replace("_", "-")
-        if f.type == "bool" or isinstance(f.default, bool):
+        text = helps.get(f.name, f.name.replace("_", " "))
+        if isinstance(f.default, bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default,
-                                help=helps.get(f.name, f.name.replace("_", " ")))  # fmt: skip
+                                help=text)  # fmt: skip
         else:
-            kind = {int: int, float: float}.get(type(f.default), str)
-            parser.add_argument(flag, type=kind, default=f.default,
-                                help=helps.get(f.name, f.name.replace("_", " ")))  # fmt: skip
+            parser.add_argument(flag, type=type(f.default), default=f.default, help=text)
     try:
         return ExperimentConfig(**vars(parser.parse_args(argv)))
     except ValueError as exc:

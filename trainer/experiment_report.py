@@ -246,7 +246,7 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    return f"{cpu}, {os.cpu_count()} cores, no GPU used" if cpu else "?"
+    return f"{cpu}, {os.cpu_count()} cores (training device: see the cost table)"
 
 
 def commit() -> str:
