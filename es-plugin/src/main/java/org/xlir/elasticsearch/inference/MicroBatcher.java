@@ -1,0 +1,114 @@
+package org.xlir.elasticsearch.inference;
+
+import org.elasticsearch.action.ActionListener;
+import org.elasticsearch.common.util.concurrent.EsRejectedExecutionException;
+import org.elasticsearch.core.TimeValue;
+import org.xlir.elasticsearch.model.InputType;
+
+import java.util.ArrayList;
+import java.util.List;
+import java.util.concurrent.ConcurrentLinkedQueue;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicInteger;
+
+/**
+ * Gathers single texts (one per ingest document) into batches for one model: a batch is encoded
+ * as soon as {@code maxBatch} texts wait, or {@code maxWait} after the first text arrived. A bulk
+ * request's documents reach the pipeline within a few milliseconds of each other, so they are
+ * encoded together. Batches run on the plugin's executor; the caller never blocks.
+ */
+final class MicroBatcher {
+
+    /** Runs a batch of texts (the model's prefix not yet applied); completes each listener exactly once. */
+    interface BatchRunner {
+        void run(List<Pending> batch);
+    }
+
+    /** How to run a task now or later on the plugin's executor (tests use a plain executor). */
+    interface Scheduler {
+        void execute(Runnable task);
+
+        void schedule(Runnable task, TimeValue delay);
+    }
+
+    record Pending(InputType type, String text, ActionListener<Embedding> listener) {}
+
+    private final String model;
+    private final int maxBatch;
+    private final TimeValue maxWait;
+    private final int maxQueued;
+    private final Scheduler scheduler;
+    private final BatchRunner runner;
+    private final ConcurrentLinkedQueue<Pending> queue = new ConcurrentLinkedQueue<>();
+    private final AtomicInteger queued = new AtomicInteger();
+    private final AtomicBoolean timerArmed = new AtomicBoolean();
+
+    MicroBatcher(String model, int maxBatch, TimeValue maxWait, int maxQueued, Scheduler scheduler, BatchRunner runner) {
+        this.model = model;
+        this.maxBatch = maxBatch;
+        this.maxWait = maxWait;
+        this.maxQueued = maxQueued;
+        this.scheduler = scheduler;
+        this.runner = runner;
+    }
+
+    void submit(InputType type, String text, ActionListener<Embedding> listener) {
+        int n = queued.incrementAndGet();
+        if (n > maxQueued) {
+            queued.decrementAndGet();
+            listener.onFailure(
+                new EsRejectedExecutionException(
+                    "xlir model [" + model + "] has " + maxQueued + " texts waiting to be encoded (xlir.ingest.max_queued); retry later"
+                )
+            );
+            return;
+        }
+        queue.add(new Pending(type, text, listener));
+        if (n % maxBatch == 0 || maxWait.nanos() == 0) {
+            scheduler.execute(this::drainOne);
+        } else if (timerArmed.compareAndSet(false, true)) {
+            scheduler.schedule(this::drainAll, maxWait);
+        }
+    }
+
+    /** Texts waiting (for tests and stats). */
+    int queued() {
+        return queued.get();
+    }
+
+    private int drainOne() {
+        List<Pending> batch = new ArrayList<>(maxBatch);
+        Pending p;
+        while (batch.size() < maxBatch && (p = queue.poll()) != null) {
+            queued.decrementAndGet();
+            batch.add(p);
+        }
+        if (batch.isEmpty() == false) {
+            try {
+                runner.run(batch);
+            } catch (Exception e) {
+                for (Pending item : batch) {
+                    item.listener().onFailure(e);
+                }
+            }
+        }
+        return batch.size();
+    }
+
+    private void drainAll() {
+        // disarm first: a text added from now on arms a new timer, so none is left behind
+        timerArmed.set(false);
+        while (drainOne() > 0) {
+            // keep going while texts wait
+        }
+    }
+
+    /** Fails everything still waiting (node shutting down). */
+    void failAll(Exception e) {
+        Pending p;
+        while ((p = queue.poll()) != null) {
+            queued.decrementAndGet();
+            p.listener().onFailure(e);
+        }
+    }
+}
