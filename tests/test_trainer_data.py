@@ -145,6 +145,20 @@ def test_jsonl_loader(tmp_path):
         load_examples(f, unit="sentence")
 
 
+def test_jsonl_files_with_and_without_context_mix(tmp_path):
+    (tmp_path / "a.jsonl").write_text(
+        json.dumps({"id": 1, "lang": "en", "question": "q", "passage": "p", "context": "c"}) + "\n"
+    )
+    (tmp_path / "b.jsonl").write_text(
+        json.dumps({"id": 1, "lang": "de", "question": "f", "passage": "d"}) + "\n"
+    )
+    table = load_examples(tmp_path)
+    assert list(table.ds["context"]) == ["c", ""]
+    (tmp_path / "c.jsonl").write_text('{"id": 2, "lang": "en", "question": "q"}\n')
+    with pytest.raises(ValueError, match=r"c.jsonl:1: the row lacks the fields \['passage'\]"):
+        load_examples(tmp_path)
+
+
 def test_validation_split_holds_out_whole_ids(tmp_path):
     table = load_examples(write_parallel_squad(tmp_path / "squad"))
     train, val = table.split(0.2, seed=3)

@@ -127,3 +127,34 @@ def test_frozen_embeddings_and_cls_pooling(tmp_path):
     assert EncoderSettings.load(out).pooling == "cls"
     steps, _ = read_log(out)
     assert {r["batch_type"] for r in steps} == {"xx"} and len(steps) == 4
+
+
+def test_distillation_pulls_translations_to_the_frozen_teacher(tmp_path):
+    """With --distill-data the loop adds the distillation loss, validates it, and the
+    distance of a translation to the teacher's English vector goes down."""
+    from tests.test_trainer_parallel import write_jsonl
+
+    base = build_tiny_encoder(tmp_path / "base")
+    data = write_parallel_squad(tmp_path / "data", articles=12)
+    words = __import__("tests.tiny_models", fromlist=["WORDS"]).WORDS
+    rows = [{"id": str(i), "doc_id": f"d{i % 9}",
+             "text": {"en": " ".join(words[i % 40 : i % 40 + 5]),
+                      "de": " ".join(reversed(words[i % 40 : i % 40 + 5]))}}
+            for i in range(60)]  # fmt: skip
+    pairs = write_jsonl(tmp_path / "pairs.jsonl", rows)
+    out = tmp_path / "distilled"
+    args = cli_args(base, data, out, steps=20) + [
+        "--distill-data", f"{pairs}:2,qa", "--distill-batch-size", "8", "--distill-weight", "5",
+        "--save-steps", "0", "--eval-steps", "10",
+    ]  # fmt: skip
+    assert main(args) == 0
+    steps, evals = read_log(out)
+    assert all("distill_loss" in r and "qa_loss" in r for r in steps)
+    assert all(r["loss"] == pytest.approx(r["qa_loss"] + 5 * r["distill_loss"], rel=1e-3)
+               for r in steps)  # fmt: skip
+    assert [e["step"] for e in evals] == [10, 20] and all("val_distill" in e for e in evals)
+    first = sum(r["distill_loss"] for r in steps[:5]) / 5
+    last = sum(r["distill_loss"] for r in steps[-5:]) / 5
+    assert last < first, (first, last)
+    summary = json.loads((out / "train_summary.json").read_text())
+    assert summary["distill_pairs"][str(pairs)] > 0 and summary["distill_pairs"]["qa"] > 0

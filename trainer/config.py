@@ -22,6 +22,7 @@ class TrainConfig:
     data_format: str = _f("auto", "data format", ["auto", "squad", "jsonl"])
     langs: str = _f("", "comma-separated languages to keep (default: all)")
     passage_unit: str = _f("paragraph", "passage unit", ["paragraph", "sentence"])
+    passage_context: bool = _f(True, "sentence passages: the paragraph as a second segment")
     val_fraction: float = _f(0.05, "share of parallel-id groups held out for validation")
     output: str = _f("runs/xlir", "output directory")
     # batching
@@ -40,6 +41,12 @@ class TrainConfig:
     max_passage_length: int = _f(256, "max passage tokens")
     temperature: float = _f(0.05, "softmax temperature over cosine scores")
     symmetric: bool = _f(False, "add the passage-to-query InfoNCE term")
+    # cross-lingual distillation toward the frozen base model (trainer.parallel)
+    distill_data: str = _f("", "parallel sentences, PATH[:WEIGHT],... ('qa': the data's "
+                           "own question translations); empty: no distillation")  # fmt: skip
+    distill_weight: float = _f(10.0, "weight of the distillation loss")
+    distill_batch_size: int = _f(32, "parallel pairs per step")
+    distill_query_share: float = _f(0.5, "share of pairs embedded with the query prefix")
     # optimisation
     max_steps: int = _f(1000, "optimizer steps")
     lr: float = _f(3e-5, "peak learning rate")

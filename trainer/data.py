@@ -143,29 +143,44 @@ def load_squad_dir(path: str | Path, unit: str = "paragraph", langs=None):
 
 
 def load_jsonl(paths, langs=None):
-    """Rows of JSONL files ``{id, lang, question, passage[, context]}`` (before grouping)."""
+    """Rows of JSONL files ``{id, lang, question, passage[, context]}`` (before grouping).
+
+    Read here rather than by `datasets`' JSON builder, so that files with and without the
+    optional ``context`` mix, and a bad row is named by file and line."""
     import datasets
 
     files = _jsonl_files(paths)
-    ds = datasets.load_dataset("json", data_files=[str(f) for f in files], split="train")
-    missing = {"id", "lang", "question", "passage"} - set(ds.column_names)
-    if missing:
-        raise ValueError(f"JSONL rows lack the fields {sorted(missing)}")
-    if langs:
-        wanted = set(langs)
-        ds = ds.filter(lambda b: [x in wanted for x in b["lang"]], batched=True)
+    rows = list(_jsonl_rows([str(f) for f in files], set(langs) if langs else None))
+    columns = (*COLUMNS, "unit_key")
+    return datasets.Dataset.from_dict(
+        {c: [r[c] for r in rows] for c in columns},
+        features=datasets.Features({c: datasets.Value("string") for c in columns}),
+    )
 
-    def norm(b):
-        n = len(b["id"])
-        return {
-            "pid": [str(x) for x in b["id"]],
-            "lang": [str(x) for x in b["lang"]],
-            "context": b["context"] if "context" in b else [""] * n,
-            "unit_key": [f"{la}|{p}" for la, p in zip(b["lang"], b["passage"], strict=True)],
-        }
 
-    keep = {"question", "passage"}
-    return ds.map(norm, batched=True, remove_columns=[c for c in ds.column_names if c not in keep])
+def _jsonl_rows(files: list[str], langs: set | None):
+    for file in files:
+        with open(file, encoding="utf-8") as f:
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ValueError(f"{file}:{n}: not JSON ({exc.msg})") from None
+                missing = {"id", "lang", "question", "passage"} - set(row)
+                if missing:
+                    raise ValueError(f"{file}:{n}: the row lacks the fields {sorted(missing)}")
+                if langs is not None and row["lang"] not in langs:
+                    continue
+                yield {
+                    "pid": str(row["id"]),
+                    "lang": str(row["lang"]),
+                    "question": str(row["question"]),
+                    "passage": str(row["passage"]),
+                    "context": str(row.get("context") or ""),
+                    "unit_key": f"{row['lang']}|{row['passage']}",
+                }
 
 
 def _jsonl_files(paths) -> list[Path]:

@@ -27,3 +27,16 @@ def info_nce(
     if symmetric:
         loss = (loss + F.cross_entropy(scores.T, labels)) / 2
     return loss
+
+
+def distillation(
+    student_other: torch.Tensor, student_en: torch.Tensor, teacher_en: torch.Tensor
+) -> torch.Tensor:
+    """Squared distance of the student's translation and English vectors to the teacher's
+    English vector (Reimers & Gurevych, 2020), summed over dims, averaged over pairs.
+
+    On unit vectors each term is ``2 - 2 cos``, so 0 means the student maps the translation
+    exactly where the frozen base model puts the English sentence."""
+    target = teacher_en.detach().float()
+    other = (student_other.float() - target).pow(2).sum(-1).mean()
+    return other + (student_en.float() - target).pow(2).sum(-1).mean()

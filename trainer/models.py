@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainer.losses import info_nce
+from trainer.losses import distillation, info_nce
 
 POOLINGS = ("mean", "cls")
 
@@ -58,13 +58,35 @@ class Encoder(nn.Module):
 
 
 class ContrastiveModel(nn.Module):
-    """Encoder + InfoNCE in one forward (one DDP forward per step for both sides)."""
+    """Encoder + InfoNCE (+ distillation) in one forward: one DDP forward per step."""
 
-    def __init__(self, encoder: Encoder, temperature: float = 0.05, symmetric: bool = False):
+    def __init__(
+        self,
+        encoder: Encoder,
+        temperature: float = 0.05,
+        symmetric: bool = False,
+        distill_weight: float = 0.0,
+    ):
         super().__init__()
         self.encoder, self.temperature, self.symmetric = encoder, temperature, symmetric
+        self.distill_weight = distill_weight
 
-    def forward(self, queries: dict, passages: dict) -> torch.Tensor:
+    @staticmethod
+    def distill_loss(other: torch.Tensor, en: torch.Tensor, teacher: torch.Tensor):
+        return distillation(other, en, teacher)
+
+    def forward(
+        self, queries: dict, passages: dict, pairs: dict | None = None, teacher=None
+    ) -> dict[str, torch.Tensor]:
+        """Losses of one batch: ``qa`` (InfoNCE), ``distill`` when `pairs` (the student's
+        inputs: translations first, then their English texts) and `teacher` (the teacher's
+        vectors of the English texts) are given, and ``loss``, their weighted sum."""
         q = self.encoder(**queries)
         p = self.encoder(**passages)
-        return info_nce(q, p, self.temperature, self.symmetric, normalized=self.encoder.normalize)
+        qa = info_nce(q, p, self.temperature, self.symmetric, normalized=self.encoder.normalize)
+        out = {"qa": qa, "loss": qa}
+        if pairs is not None:
+            other, en = self.encoder(**pairs).chunk(2)
+            out["distill"] = self.distill_loss(other, en, teacher)
+            out["loss"] = qa + self.distill_weight * out["distill"]
+        return out

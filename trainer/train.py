@@ -1,15 +1,11 @@
 """The training loop: one process, or one per device under `torchrun` (DDP).
 
 Each process draws its own batches from one global seeded stream (see `trainer.samplers`),
-computes InfoNCE over its in-batch negatives, and DDP averages the gradients. Rank 0 writes
-the JSONL log, the checkpoints and the output directory:
-
-    OUTPUT/                      model + tokenizer (transformers), xlir_encoder.json,
-                                 train_config.json, train_log.jsonl, train_summary.json
-    OUTPUT/checkpoints/step-N/   model + tokenizer, optimizer.pt, scheduler.pt, scaler.pt,
-                                 trainer_state.json, rng-RANK.pt
-
-With evaluation on, OUTPUT holds the weights of the best validation loss; otherwise the last.
+computes InfoNCE over its in-batch negatives (plus, with `--distill-data`, the distillation
+of parallel sentences toward the frozen base model: `trainer.parallel`), and DDP averages the
+gradients. Rank 0 writes the JSONL log, the checkpoints (`trainer.checkpoints`) and the output
+directory; with evaluation on, OUTPUT holds the weights of the best validation loss, otherwise
+the last.
 """
 
 from __future__ import annotations
@@ -17,120 +13,31 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 
+from trainer.batches import collate, collate_pairs
+from trainer.checkpoints import STATE_FILE, find_resume, save_checkpoint, save_model
 from trainer.config import TrainConfig
 from trainer.data import ExampleTable, load_examples
+from trainer.distributed import Dist, compare_ranks, precision_dtype, setup
 from trainer.models import ContrastiveModel, Encoder, resolve_base
-from trainer.samplers import Batch, HybridBatchSampler
+from trainer.parallel import (
+    QA_SOURCE,
+    PairSampler,
+    ParallelPairs,
+    load_pairs_file,
+    parse_sources,
+    question_pairs,
+)
+from trainer.samplers import HybridBatchSampler
 from xlir_plugin.manifest import EncoderSettings
 
 LOG_FILE = "train_log.jsonl"
 SUMMARY_FILE = "train_summary.json"
-STATE_FILE = "trainer_state.json"
-
-
-# --- processes and devices ----------------------------------------------------------------
-
-
-@dataclass
-class Dist:
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-    local_world_size: int = 1
-    device: torch.device = torch.device("cpu")
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self) -> None:
-        if self.world_size > 1:
-            dist.barrier()
-
-    def mean(self, value: float) -> float:
-        if self.world_size == 1:
-            return float(value)
-        t = torch.tensor([float(value)], dtype=torch.float64)
-        t = t.to(self.device) if self.device.type == "cuda" else t
-        dist.all_reduce(t)
-        return t.item() / self.world_size
-
-    def sum(self, values: list[float]) -> list[float]:
-        if self.world_size == 1:
-            return list(values)
-        t = torch.tensor(values, dtype=torch.float64)
-        t = t.to(self.device) if self.device.type == "cuda" else t
-        dist.all_reduce(t)
-        return t.cpu().tolist()
-
-
-def setup(cfg: TrainConfig) -> Dist:
-    """Start torch.distributed when WORLD_SIZE > 1 (nccl on GPU, gloo on CPU); pick device."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    local_world = int(os.environ.get("LOCAL_WORLD_SIZE", str(world)))
-    want = cfg.device
-    if want == "auto":
-        want = "cuda" if torch.cuda.is_available() else "cpu"
-    if want == "cuda":
-        want = f"cuda:{local_rank}"
-    device = torch.device(want)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    else:
-        n = cfg.num_threads or max(1, (os.cpu_count() or 1) // max(local_world, 1))
-        torch.set_num_threads(n)
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return Dist(rank, world, local_rank, local_world, device)
-
-
-def precision_dtype(cfg: TrainConfig, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype, or None for fp32."""
-    p = cfg.precision
-    if p == "auto":
-        if device.type != "cuda":
-            return None
-        p = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    if p == "fp32":
-        return None
-    if p == "fp16" and device.type != "cuda":
-        raise ValueError("fp16 needs a GPU; use --precision bf16 or fp32 on CPU")
-    return torch.bfloat16 if p == "bf16" else torch.float16
-
-
-# --- batches -> tensors -------------------------------------------------------------------
-
-
-def collate(tokenizer, table: ExampleTable, batch: Batch, cfg: TrainConfig, device) -> tuple:
-    """Tokenised (queries, passages) of a batch. Sentence passages carry their paragraph as
-    the second segment of a text pair (LAReQA style)."""
-    q_rows = table.rows(batch.query_rows)
-    p_rows = q_rows if batch.kind == "xx" else table.rows(batch.passage_rows)
-    kw = {"truncation": True, "padding": True, "return_tensors": "pt"}
-    q = tokenizer(
-        [cfg.q_prefix + x for x in q_rows["question"]], max_length=cfg.max_query_length, **kw
-    )
-    passages = [cfg.p_prefix + x for x in p_rows["passage"]]
-    if any(p_rows["context"]):
-        p = tokenizer(passages, p_rows["context"], max_length=cfg.max_passage_length, **kw)
-    else:
-        p = tokenizer(passages, max_length=cfg.max_passage_length, **kw)
-
-    def move(enc):
-        return {k: v.to(device) for k, v in enc.items()}
-
-    return move(q), move(p)
 
 
 # --- model --------------------------------------------------------------------------------
@@ -150,6 +57,12 @@ def build_encoder(path: str, cfg: TrainConfig, pooling: str) -> Encoder:
     return enc
 
 
+def build_teacher(base: str, cfg: TrainConfig, pooling: str, device) -> Encoder:
+    """The frozen base model (also on resume: the teacher never moves)."""
+    teacher = Encoder.from_pretrained(base, pooling=pooling, normalize=cfg.normalize)
+    return teacher.eval().requires_grad_(False).to(device)
+
+
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """AdamW; no weight decay on biases and norm weights (1-d parameters)."""
     decay, no_decay = [], []
@@ -163,73 +76,36 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
     return torch.optim.AdamW(groups, lr=cfg.lr)
 
 
-def save_model(directory: Path, encoder: Encoder, tokenizer, cfg: TrainConfig) -> None:
-    """A `transformers` directory plus the pooling/prefix settings and the training config."""
-    directory.mkdir(parents=True, exist_ok=True)
-    encoder.model.save_pretrained(directory, safe_serialization=True)
-    tokenizer.save_pretrained(directory)
-    EncoderSettings(
-        pooling=encoder.pooling,
-        normalize=encoder.normalize,
-        query_prefix=cfg.q_prefix,
-        passage_prefix=cfg.p_prefix,
-        max_length=cfg.max_passage_length,
-    ).save(directory)
-    cfg.save(directory)
+# --- distillation data --------------------------------------------------------------------
 
 
-# --- checkpoints --------------------------------------------------------------------------
-
-
-def checkpoints(output: Path) -> list[Path]:
-    found = [p for p in (output / "checkpoints").glob("step-*") if (p / STATE_FILE).is_file()]
-    return sorted(found, key=lambda p: int(p.name.split("-")[1]))
-
-
-def find_resume(cfg: TrainConfig) -> Path | None:
-    if not cfg.resume:
-        return None
-    if cfg.resume == "auto":
-        found = checkpoints(Path(cfg.output))
-        return found[-1] if found else None
-    path = Path(cfg.resume)
-    if not (path / STATE_FILE).is_file():
-        raise FileNotFoundError(f"no checkpoint ({STATE_FILE}) in {path}")
-    return path
-
-
-def save_checkpoint(d: Dist, output: Path, step: int, parts: dict, state: dict, cfg) -> None:
-    final = output / "checkpoints" / f"step-{step}"
-    tmp = output / "checkpoints" / f".tmp-step-{step}"
-    if d.main:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-    d.barrier()
-    rng = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        rng["cuda"] = torch.cuda.get_rng_state_all()
-    torch.save(rng, tmp / f"rng-{d.rank}.pt")
-    d.barrier()
-    if d.main:
-        save_model(tmp, parts["encoder"], parts["tokenizer"], cfg)
-        torch.save(parts["optimizer"].state_dict(), tmp / "optimizer.pt")
-        torch.save(parts["scheduler"].state_dict(), tmp / "scheduler.pt")
-        if parts["scaler"] is not None:
-            torch.save(parts["scaler"].state_dict(), tmp / "scaler.pt")
-        (tmp / STATE_FILE).write_text(json.dumps({**state, "step": step}, indent=2) + "\n")
-        shutil.rmtree(final, ignore_errors=True)
-        tmp.rename(final)
-        for old in checkpoints(output)[: -max(cfg.save_total_limit, 1)]:
-            shutil.rmtree(old, ignore_errors=True)
-    d.barrier()
+def load_distill_data(
+    cfg: TrainConfig, table: ExampleTable
+) -> tuple[list[ParallelPairs], list[ParallelPairs], list[float]]:
+    """(train sources, validation sources, weights) from `--distill-data`; the ``qa`` source
+    takes its questions from `table`, which is already the training split."""
+    train_sets, val_sets, weights = [], [], []
+    for path, weight in parse_sources(cfg.distill_data):
+        if path == QA_SOURCE:
+            pairs = question_pairs(table.pids, table.langs, table.ds["question"])
+        else:
+            pairs = load_pairs_file(path)
+        train, val = pairs.split(cfg.val_fraction, seed=cfg.seed)
+        train_sets.append(train)
+        val_sets.append(val)
+        weights.append(weight)
+    return train_sets, val_sets, weights
 
 
 # --- evaluation ---------------------------------------------------------------------------
 
 
 @torch.no_grad()
-def evaluate(model, tokenizer, table, sampler, cfg, d: Dist, autocast) -> dict:
-    """Mean validation loss over the fixed validation batches (all ranks together)."""
+def evaluate(model, tokenizer, table, sampler, cfg, d: Dist, autocast, distill=None) -> dict:
+    """Mean validation losses over fixed validation batches (all ranks together).
+
+    `distill` = (teacher, list of fixed pair batches). ``val_loss`` is the training objective:
+    the QA loss plus the weighted distillation loss."""
     model.eval()
     sums = {"xx": 0.0, "xy": 0.0}
     counts = {"xx": 0.0, "xy": 0.0}
@@ -238,16 +114,28 @@ def evaluate(model, tokenizer, table, sampler, cfg, d: Dist, autocast) -> dict:
             continue
         q, p = collate(tokenizer, table, batch, cfg, d.device)
         with autocast():
-            loss = model(q, p)
+            loss = model(q, p)["qa"]
         sums[batch.kind] += loss.item()
         counts[batch.kind] += 1
+    distill_sum = distill_n = 0.0
+    if distill is not None:
+        teacher, batches = distill
+        for pairs in batches:
+            student_in, teacher_in = collate_pairs(tokenizer, pairs, cfg, d.device)
+            with autocast():
+                other, en = model.encoder(**student_in).chunk(2)
+                distill_sum += float(model.distill_loss(other, en, teacher(**teacher_in)))
+            distill_n += 1
     model.train()
-    s = d.sum([sums["xx"], sums["xy"], counts["xx"], counts["xy"]])
+    s = d.sum([sums["xx"], sums["xy"], counts["xx"], counts["xy"], distill_sum, distill_n])
     n = s[2] + s[3]
     out = {"val_loss": (s[0] + s[1]) / n if n else float("nan")}
     for i, kind in enumerate(("xx", "xy")):
         if s[2 + i]:
             out[f"val_loss_{kind}"] = s[i] / s[2 + i]
+    if s[5]:
+        out["val_distill"] = s[4] / s[5]
+        out["val_loss"] += cfg.distill_weight * out["val_distill"]
     return out
 
 
@@ -282,6 +170,7 @@ def train(cfg: TrainConfig) -> dict:
     if d.main:
         d.barrier()
     train_table, val_table = table.split(cfg.val_fraction, seed=cfg.seed)
+    distill_train, distill_val, distill_weights = load_distill_data(cfg, train_table)
 
     # model
     resume_from = find_resume(cfg)
@@ -290,7 +179,8 @@ def train(cfg: TrainConfig) -> dict:
     source = str(resume_from) if resume_from else base
     tokenizer = AutoTokenizer.from_pretrained(source)
     encoder = build_encoder(source, cfg, pooling).to(d.device)
-    model = ContrastiveModel(encoder, cfg.temperature, cfg.symmetric)
+    model = ContrastiveModel(encoder, cfg.temperature, cfg.symmetric, cfg.distill_weight)
+    teacher = build_teacher(base, cfg, pooling, d.device) if distill_train else None
     train_model = model
     if d.world_size > 1:
         ids = [d.device.index] if d.device.type == "cuda" else None
@@ -336,9 +226,18 @@ def train(cfg: TrainConfig) -> dict:
         lang_sampling=cfg.lang_sampling, seed=cfg.seed, rank=d.rank,
         world_size=d.world_size, start=start, num_batches=cfg.max_steps,
     )  # fmt: skip
-    val_sampler = None
+    pair_batches = None
+    if distill_train:
+        pair_batches = iter(PairSampler(
+            distill_train, distill_weights, batch_size=cfg.distill_batch_size,
+            query_share=cfg.distill_query_share, seed=cfg.seed, rank=d.rank,
+            world_size=d.world_size, start=start,
+        ))  # fmt: skip
+    val_sampler, val_distill = None, None
     if cfg.eval_steps > 0 and len(val_table) >= 2:
         val_sampler = _val_sampler(val_table, cfg, d)
+        if distill_train and all(len(v) for v in distill_val):
+            val_distill = (teacher, _val_pair_batches(distill_val, distill_weights, cfg, d))
 
     parts = {"encoder": encoder, "tokenizer": tokenizer, "optimizer": optimizer,
              "scheduler": scheduler, "scaler": scaler}  # fmt: skip
@@ -351,14 +250,22 @@ def train(cfg: TrainConfig) -> dict:
     if d.main:
         print(f"[trainer] {table.stats()} train rows {len(train_table)}, "
               f"val rows {len(val_table)}; world {d.world_size}; device {d.device}", flush=True)  # fmt: skip
+        for (path, _), pairs in zip(parse_sources(cfg.distill_data), distill_train, strict=True):
+            print(f"[trainer] distill {path}: {len(pairs)} pairs {pairs.languages()}", flush=True)
 
     step, stopped_early, train_time, last_saved = start, False, 0.0, None
     model.train()
     for batch in sampler:
         t0 = time.perf_counter()
         q, p = collate(tokenizer, train_table, batch, cfg, d.device)
+        extra = {}
+        if pair_batches is not None:
+            student_in, teacher_in = collate_pairs(tokenizer, next(pair_batches), cfg, d.device)
+            with torch.no_grad(), autocast():
+                extra = {"pairs": student_in, "teacher": teacher(**teacher_in)}
         with autocast():
-            loss = train_model(q, p)
+            losses = train_model(q, p, **extra)
+        loss = losses["loss"]
         if scaler is not None:
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
@@ -382,6 +289,9 @@ def train(cfg: TrainConfig) -> dict:
 
         row = {"step": step, "loss": round(loss_value, 6), "lr": lr, "batch_type": batch.kind,
                "batch_size": len(batch), "seconds": round(seconds, 4)}  # fmt: skip
+        if "distill" in losses:
+            row["qa_loss"] = round(d.mean(losses["qa"].item()), 6)
+            row["distill_loss"] = round(d.mean(losses["distill"].item()), 6)
         if grad_norm is not None and math.isfinite(grad_norm):
             row["grad_norm"] = round(grad_norm, 4)
         if progress is not None:
@@ -389,7 +299,7 @@ def train(cfg: TrainConfig) -> dict:
             progress.set_postfix(loss=f"{loss_value:.4f}", type=batch.kind)
 
         if val_sampler is not None and (step % cfg.eval_steps == 0 or step == cfg.max_steps):
-            ev = evaluate(model, tokenizer, val_table, val_sampler, cfg, d, autocast)
+            ev = evaluate(model, tokenizer, val_table, val_sampler, cfg, d, autocast, val_distill)
             improved = state["best_val"] is None or ev["val_loss"] < state["best_val"]
             if improved:
                 state.update(best_val=ev["val_loss"], best_step=step, bad_evals=0)
@@ -428,8 +338,13 @@ def train(cfg: TrainConfig) -> dict:
         "device": str(d.device),
         "data": table.stats(),
     }
+    if distill_train:
+        summary["distill_pairs"] = {
+            path: len(p)
+            for (path, _), p in zip(parse_sources(cfg.distill_data), distill_train, strict=True)
+        }
     if d.world_size > 1:
-        summary.update(_compare_ranks(model, d))
+        summary.update(compare_ranks(model, d))
         # debug output for the DDP test: every rank's checksum of its final weights
         checksum = sum(float(p.detach().double().sum()) for p in model.parameters())
         (output / f"rank{d.rank}_checksum.txt").write_text(f"{checksum!r}\n")
@@ -437,7 +352,7 @@ def train(cfg: TrainConfig) -> dict:
         (output / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
     d.barrier()
     if d.world_size > 1:
-        dist.destroy_process_group()
+        torch.distributed.destroy_process_group()
     return summary
 
 
@@ -452,15 +367,10 @@ def _val_sampler(val_table: ExampleTable, cfg: TrainConfig, d: Dist):
         return HybridBatchSampler(*args, batching="xx", **kw)
 
 
-def _compare_ranks(model: torch.nn.Module, d: Dist) -> dict:
-    """Per-parameter sums on every rank, gathered: DDP ranks must hold identical weights."""
-    sums = torch.stack([p.detach().double().sum() for p in model.parameters()]).cpu()
-    sums = sums.to(d.device) if d.device.type == "cuda" else sums
-    gathered = [torch.zeros_like(sums) for _ in range(d.world_size)]
-    dist.all_gather(gathered, sums)
-    diff = max(float((g - gathered[0]).abs().max()) for g in gathered)
-    return {
-        "rank_param_checksums": [float(g.sum()) for g in gathered],
-        "rank_max_param_diff": diff,
-        "ranks_agree": diff == 0.0,
-    }
+def _val_pair_batches(sources, weights, cfg: TrainConfig, d: Dist) -> list[ParallelPairs]:
+    """This rank's share of the fixed validation pair batches."""
+    per_rank = max(1, math.ceil(cfg.eval_batches / d.world_size))
+    sampler = PairSampler(sources, weights, batch_size=cfg.distill_batch_size,
+                          query_share=cfg.distill_query_share, seed=cfg.seed + 1,
+                          rank=d.rank, world_size=d.world_size)  # fmt: skip
+    return [sampler.batch(i * d.world_size + d.rank) for i in range(per_rank)]
