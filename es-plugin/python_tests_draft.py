@@ -262,6 +262,27 @@ def test_engine_embed_checks_the_index_stamp(es, engine_model, engine_index, tmp
         es.options(ignore_status=404).indices.delete(index=other_index)
 
 
+def test_engine_reloads_a_model_replaced_on_disk(es, synthetic_export, tmp_path):
+    """`xlir es install-model` over an installed name is picked up without a restart."""
+    import time
+
+    name = f"xlir-test-swap-{uuid.uuid4().hex[:8]}"
+    target = install_model(es, synthetic_export, name)
+    try:
+        before = call(es, "POST", "/_xlir/embed", {"model": name, "texts": ["Berlin"]})["vectors"][0]
+        other = tmp_path / "other"
+        onnx_fixtures.build_onnx_model(other, ["berlin"], dim=48, seed=11, source_model="synthetic/swap")
+        install_model(es, other, name)
+        time.sleep(2.5)  # the plugin re-checks a model's files at most every 2 s
+        resp = call(es, "POST", "/_xlir/embed", {"model": name, "texts": ["Berlin"]})
+        assert resp["model_name"] == "synthetic/swap@none"
+        expected = OnnxEncoder(other).encode_queries(["Berlin"])
+        assert cosines(np.asarray(resp["vectors"]), expected).min() >= 0.9999
+        assert cosines(np.asarray([before]), expected).min() < 0.99
+    finally:
+        shutil.rmtree(target, ignore_errors=True)
+
+
 # -- ingest processor ---------------------------------------------------------------------------
 
 

@@ -68,6 +68,14 @@ public class XlirPlugin extends Plugin implements IngestPlugin, SearchPlugin, Ac
                 1000,
                 "thread_pool." + XlirSettings.THREAD_POOL_NAME,
                 EsExecutors.TaskTrackingConfig.DO_NOT_TRACK
+            ),
+            new FixedExecutorBuilder(
+                settings,
+                XlirSettings.SEARCH_THREAD_POOL_NAME,
+                size,
+                1000,
+                "thread_pool." + XlirSettings.SEARCH_THREAD_POOL_NAME,
+                EsExecutors.TaskTrackingConfig.DO_NOT_TRACK
             )
         );
     }
@@ -88,6 +96,7 @@ public class XlirPlugin extends Plugin implements IngestPlugin, SearchPlugin, Ac
         InferenceService service = new InferenceService(
             services.threadPool(),
             XlirSettings.THREAD_POOL_NAME,
+            XlirSettings.SEARCH_THREAD_POOL_NAME,
             registry,
             XlirSettings.INGEST_BATCH_SIZE.get(nodeSettings),
             XlirSettings.INGEST_BATCH_WAIT.get(nodeSettings),

@@ -7,15 +7,19 @@ import org.elasticsearch.core.TimeValue;
 import java.util.List;
 
 /**
- * The plugin's node settings (elasticsearch.yml), declared in one place. The thread pool's own
- * settings are Elasticsearch's: {@code thread_pool.xlir_inference.size} and {@code .queue_size}.
+ * The plugin's node settings (elasticsearch.yml), declared in one place. The thread pools' own
+ * settings are Elasticsearch's: {@code thread_pool.xlir_inference.size} / {@code .queue_size}
+ * (ingest) and {@code thread_pool.xlir_search.size} / {@code .queue_size} (queries, REST).
  */
 public final class XlirSettings {
 
     private XlirSettings() {}
 
-    /** The plugin's fixed thread pool: model loading and every encode run there. */
+    /** The plugin's fixed thread pool for ingest batches. */
     public static final String THREAD_POOL_NAME = "xlir_inference";
+
+    /** The plugin's fixed thread pool for query vectors and REST requests (not behind ingest). */
+    public static final String SEARCH_THREAD_POOL_NAME = "xlir_search";
 
     /** onnxruntime intra-op threads per encode; 0 = cores / pool size (at least 1, at most 4). */
     public static final Setting<Integer> INTRA_OP_THREADS = Setting.intSetting(

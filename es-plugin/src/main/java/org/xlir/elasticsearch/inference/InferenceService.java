@@ -11,7 +11,6 @@ import org.xlir.elasticsearch.model.EmbeddingResult;
 import org.xlir.elasticsearch.model.InputType;
 import org.xlir.elasticsearch.model.ModelManifest;
 import org.xlir.elasticsearch.model.ModelRegistry;
-import org.xlir.elasticsearch.model.XlirModel;
 
 import java.io.Closeable;
 import java.util.ArrayList;
@@ -21,8 +20,9 @@ import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executor;
 
 /**
- * Runs every encode on the plugin's own fixed thread pool ({@code xlir_inference}), never on the
- * caller's (transport, write, search) thread. Requests that already hold a list of texts (REST,
+ * Runs every encode on the plugin's own fixed thread pools, never on the caller's (transport,
+ * write, search) thread: ingest batches on {@code xlir_inference}, queries and REST requests on
+ * {@code xlir_search}. Requests that already hold a list of texts (REST,
  * query vector builder) run as one task; ingest documents go through a per-model
  * {@link MicroBatcher}. Listeners are completed in the caller's thread context.
  */
@@ -30,6 +30,7 @@ public final class InferenceService implements Closeable {
 
     private final ThreadPool threadPool;
     private final Executor executor;
+    private final Executor searchExecutor;
     private final ModelRegistry registry;
     private final int ingestBatchSize;
     private final TimeValue ingestBatchWait;
@@ -40,6 +41,7 @@ public final class InferenceService implements Closeable {
     public InferenceService(
         ThreadPool threadPool,
         String executorName,
+        String searchExecutorName,
         ModelRegistry registry,
         int ingestBatchSize,
         TimeValue ingestBatchWait,
@@ -47,6 +49,7 @@ public final class InferenceService implements Closeable {
     ) {
         this.threadPool = threadPool;
         this.executor = threadPool.executor(executorName);
+        this.searchExecutor = threadPool.executor(searchExecutorName);
         this.registry = registry;
         this.ingestBatchSize = ingestBatchSize;
         this.ingestBatchWait = ingestBatchWait;
@@ -57,23 +60,26 @@ public final class InferenceService implements Closeable {
         return registry;
     }
 
-    /** Embeds {@code texts} in one task on the plugin's pool (loading the model if needed). */
+    /**
+     * Embeds {@code texts} in one task (loading the model if needed) on the plugin's search pool,
+     * so that queries do not wait behind ingest batches.
+     */
     public void embed(String model, List<String> texts, InputType type, ActionListener<EmbeddingResult> listener) {
         if (closed) {
             listener.onFailure(new IllegalStateException("the xlir plugin is shutting down"));
             return;
         }
-        executor.execute(ActionRunnable.supply(listener, () -> registry.get(model).encode(texts, type)));
+        searchExecutor.execute(ActionRunnable.supply(listener, () -> registry.encode(model, m -> m.encode(texts, type))));
     }
 
     /** Reads a model's manifest on the plugin's pool (disk access). */
     public void manifest(String model, ActionListener<ModelManifest> listener) {
-        executor.execute(ActionRunnable.supply(listener, () -> registry.manifest(model)));
+        searchExecutor.execute(ActionRunnable.supply(listener, () -> registry.manifest(model)));
     }
 
     /** Runs a blocking piece of work on the plugin's pool. */
     public <T> void fork(ActionListener<T> listener, org.elasticsearch.common.CheckedSupplier<T, Exception> work) {
-        executor.execute(ActionRunnable.supply(listener, work));
+        searchExecutor.execute(ActionRunnable.supply(listener, work));
     }
 
     /**
@@ -116,15 +122,15 @@ public final class InferenceService implements Closeable {
     }
 
     private void runBatch(String model, List<MicroBatcher.Pending> batch) {
-        XlirModel loaded;
         EmbeddingResult result;
         try {
-            loaded = registry.get(model);
-            List<String> texts = new ArrayList<>(batch.size());
-            for (MicroBatcher.Pending p : batch) {
-                texts.add(loaded.manifest().prefix(p.type()) + p.text());
-            }
-            result = loaded.encodePrefixed(texts);
+            result = registry.encode(model, loaded -> {
+                List<String> texts = new ArrayList<>(batch.size());
+                for (MicroBatcher.Pending p : batch) {
+                    texts.add(loaded.manifest().prefix(p.type()) + p.text());
+                }
+                return loaded.encodePrefixed(texts);
+            });
         } catch (Exception e) {
             for (MicroBatcher.Pending p : batch) {
                 p.listener().onFailure(e);

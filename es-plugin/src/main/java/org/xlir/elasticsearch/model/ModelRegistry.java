@@ -66,7 +66,6 @@ public final class ModelRegistry implements Closeable {
     private final LongSupplier nanoTime;
     private final Map<String, Entry> entries = new ConcurrentHashMap<>();
     private final Map<String, Object> locks = new ConcurrentHashMap<>();
-    private final List<XlirModel> retired = java.util.Collections.synchronizedList(new ArrayList<>());
 
     public ModelRegistry(Path modelsDir, Loader loader) {
         this(modelsDir, loader, System::nanoTime);
@@ -145,12 +144,23 @@ public final class ModelRegistry implements Closeable {
         return entry.model();
     }
 
-    /**
-     * A replaced model may still be running a batch on another thread, so it is not closed now but
-     * with the registry (replacing an installed model is rare; each replacement keeps one session).
-     */
+    /** A replaced model is closed once its running encodes finish; later ones retry (see {@link #encode}). */
     private void retire(XlirModel old) {
-        retired.add(old);
+        old.close();
+    }
+
+    /** Runs {@code work} on the named model; once more on the new one if it was replaced meanwhile. */
+    public <T> T encode(String name, ModelWork<T> work) throws Exception {
+        try {
+            return work.apply(get(name));
+        } catch (XlirModel.ClosedException e) {
+            return work.apply(get(name));
+        }
+    }
+
+    @FunctionalInterface
+    public interface ModelWork<T> {
+        T apply(XlirModel model) throws Exception;
     }
 
     private XlirModel loadChecked(String name, Path dir) throws Exception {
@@ -252,9 +262,5 @@ public final class ModelRegistry implements Closeable {
             }
         }
         entries.clear();
-        synchronized (retired) {
-            retired.forEach(XlirModel::close);
-            retired.clear();
-        }
     }
 }

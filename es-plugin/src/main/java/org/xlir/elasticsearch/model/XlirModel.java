@@ -26,6 +26,9 @@ import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.locks.ReadWriteLock;
+import java.util.concurrent.locks.ReentrantReadWriteLock;
 
 /**
  * One loaded exported model: the ONNX session and the Hugging Face tokenizer, with the same
@@ -53,6 +56,16 @@ public final class XlirModel implements Closeable {
     private final long padId;
     private final boolean needTokenTypes;
     private final int runBatchSize;
+    /** encodes hold the read lock; close takes the write lock, so a session is never freed mid-run */
+    private final ReadWriteLock lifecycle = new ReentrantReadWriteLock();
+    private boolean closed;
+
+    /** Thrown by an encode on a model that was closed (replaced on disk, or node shutting down). */
+    public static final class ClosedException extends IllegalStateException {
+        ClosedException(String name) {
+            super("xlir model [" + name + "] was unloaded");
+        }
+    }
 
     private XlirModel(
         String name,
@@ -155,6 +168,18 @@ public final class XlirModel implements Closeable {
 
     /** Embeds texts that already carry their prefix. */
     public EmbeddingResult encodePrefixed(List<String> texts) throws OrtException {
+        lifecycle.readLock().lock();
+        try {
+            if (closed) {
+                throw new ClosedException(name);
+            }
+            return encodeLocked(texts);
+        } finally {
+            lifecycle.readLock().unlock();
+        }
+    }
+
+    private EmbeddingResult encodeLocked(List<String> texts) throws OrtException {
         int n = texts.size();
         float[][] out = new float[n][];
         boolean[] truncated = new boolean[n];
@@ -321,13 +346,35 @@ public final class XlirModel implements Closeable {
         return 0;
     }
 
+    /**
+     * Frees the native session and tokenizer once no encode is running (waits up to 30 s; past
+     * that they are left to the process exit rather than freed under a running encode).
+     */
     @Override
     public void close() {
-        tokenizer.close();
+        boolean locked;
         try {
-            session.close();
-        } catch (OrtException e) {
-            // nothing more to do: the session is gone either way
+            locked = lifecycle.writeLock().tryLock(30, TimeUnit.SECONDS);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return;
+        }
+        if (locked == false) {
+            return;
+        }
+        try {
+            if (closed) {
+                return;
+            }
+            closed = true;
+            tokenizer.close();
+            try {
+                session.close();
+            } catch (OrtException e) {
+                // nothing more to do: the session is gone either way
+            }
+        } finally {
+            lifecycle.writeLock().unlock();
         }
     }
 }

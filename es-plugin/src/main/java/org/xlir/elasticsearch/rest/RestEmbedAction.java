@@ -24,7 +24,8 @@ import java.util.function.Supplier;
 
 /**
  * {@code POST _xlir/embed} with {@code {"model": "default", "texts": [...], "input_type": "query"}}
- * answers {@code {"model", "model_name", "dims", "vectors": [[...]], "truncated": [...]}}.
+ * answers {@code {"took", "model", "model_name", "dims", "input_type", "vectors": [[...]],
+ * "truncated": [...]}} ({@code took}: milliseconds on the node, as in a search response).
  * With {@code ?index=NAME} (or {@code "index"} in the body) the index's model stamp must match
  * the model, else 400 naming both.
  */
@@ -94,11 +95,13 @@ public final class RestEmbedAction extends BaseRestHandler {
         if (inference == null) {
             throw new IllegalStateException("the xlir plugin is not started");
         }
+        long start = System.nanoTime();
         return channel -> {
             ActionListener<EmbeddingResult> respond = new RestBuilderListener<>(channel) {
                 @Override
                 public RestResponse buildResponse(EmbeddingResult result, XContentBuilder builder) throws Exception {
                     builder.startObject();
+                    builder.field("took", (System.nanoTime() - start) / 1_000_000);
                     builder.field("model", result.model());
                     builder.field("model_name", result.manifest().modelName());
                     builder.field("dims", result.dims());
