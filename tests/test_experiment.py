@@ -4,19 +4,15 @@ the results files (a tiny end-to-end run through every stage, Elasticsearch incl
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import REPO_ROOT
 from tests.tiny_models import build_tiny_encoder
-from trainer.experiment import (
-    ExperimentConfig,
-    eval_command,
-    export_command,
-    main,
-    parse_args,
-    train_command,
-)
+from trainer.experiment import eval_command, export_command, main, parse_args, train_command
+from trainer.experiment_config import ExperimentConfig
 from trainer.experiment_report import write_report
 
 LANGS = ["en", "es", "de"]
@@ -104,6 +100,19 @@ def test_report_tables_come_from_the_results(tmp_path):
     assert "| hybrid vs X-X | +0.050 (3/3 better) | +0.050 (3/3 better) |" in text
     assert "| -100 (3/3 better) |" in text  # rank distance: lower is better
     assert "Mean ± standard deviation over seeds" in text
+
+
+def test_report_paths_are_repo_relative(tmp_path):
+    shared = REPO_ROOT.parent / "shared" / "data"
+    cfg = ExperimentConfig(
+        output=str(tmp_path), arms="base", eval_data=str(shared / "mlqa-r"), base=str(tmp_path)
+    )
+    fake_results(tmp_path / "base" / "eval-exact", 0.0, 900)
+    text = write_report(cfg, tmp_path / "RESULTS.md").read_text()
+    assert '"eval_data": "../shared/data/mlqa-r"' in text
+    assert "--eval-data ../shared/data/mlqa-r" in text  # the command line in the header
+    assert f"--base {os.path.relpath(tmp_path, REPO_ROOT)} " in text
+    assert str(REPO_ROOT.parent) not in text
 
 
 @pytest.mark.slow

@@ -20,66 +20,11 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, fields
 from pathlib import Path
 
-from xlir_plugin.paths import data_dir
-
-ARMS = ("base", "xx", "xy", "hybrid")
-TIMINGS = "timings.json"
-SETTINGS = "experiment.json"
-
-
-@dataclass
-class ExperimentConfig:
-    output: str = "runs/experiment"
-    base: str = "default"
-    train_data: str = ""  # default: <shared data>/squad-dev-parallel
-    eval_data: str = ""  # default: <shared data>/xquad-r
-    arms: str = ",".join(ARMS)
-    seeds: str = "42"
-    steps: int = 240
-    batch_size: int = 32
-    lr: float = 3e-5
-    alpha: float = 0.5
-    passage_unit: str = "sentence"
-    max_query_length: int = 48
-    max_passage_length: int = 96
-    freeze_embeddings: bool = True
-    serve_max_length: int = 512
-    threads: int = 0
-    es_max_queries: int = 300
-    eval_max_queries: int = 0
-    eval_langs: str = ""
-    report: str = ""  # default: <output>/RESULTS.md
-    force: bool = False
-
-    def __post_init__(self):
-        unknown = set(self.arm_list) - set(ARMS)
-        if unknown:
-            raise ValueError(f"unknown arm(s) {sorted(unknown)}: choose from {ARMS}")
-        self.train_data = self.train_data or str(data_dir() / "squad-dev-parallel")
-        self.eval_data = self.eval_data or str(data_dir() / "xquad-r")
-        self.threads = self.threads or os.cpu_count() or 1
-
-    @property
-    def arm_list(self) -> list[str]:
-        return [a.strip() for a in self.arms.split(",") if a.strip()]
-
-    @property
-    def seed_list(self) -> list[int]:
-        return [int(s) for s in self.seeds.split(",") if s.strip()]
-
-    def runs(self) -> list[tuple[str, int | None]]:
-        """(arm, seed) pairs; the base model is not trained, so it runs once without a seed."""
-        pairs: list[tuple[str, int | None]] = []
-        for arm in self.arm_list:
-            pairs += [(arm, None)] if arm == "base" else [(arm, s) for s in self.seed_list]
-        return pairs
-
-
-def run_dir(cfg: ExperimentConfig, arm: str, seed: int | None) -> Path:
-    return Path(cfg.output) / (arm if seed is None else f"{arm}-s{seed}")
+from trainer.experiment_config import ARMS, SETTINGS, TIMINGS, ExperimentConfig, run_dir
+from trainer.experiment_report import write_report
 
 
 def train_command(cfg: ExperimentConfig, arm: str, seed: int, out: Path) -> list[str]:
@@ -183,8 +128,6 @@ def run(cfg: ExperimentConfig) -> Path:
         es = d / "eval-es"
         stage(f"{d.name}/eval-es", eval_command(cfg, d / "onnx-int8", es, "es"),
               es / "results.json", timings, cfg)  # fmt: skip
-    from trainer.experiment_report import write_report
-
     return write_report(cfg, Path(cfg.report) if cfg.report else out / "RESULTS.md")
 
 

@@ -12,8 +12,9 @@ import time
 from dataclasses import asdict, fields
 from pathlib import Path
 
-from trainer.experiment import ExperimentConfig, run_dir
+from trainer.experiment_config import TIMINGS, ExperimentConfig, run_dir
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
 SEEN = ("en", "es")  # trained languages that XQuAD-R has (it and da are not in it)
 LABELS = {"base": "base (untouched)", "xx": "X-X", "xy": "X-Y", "hybrid": "hybrid"}
 METRICS = (
@@ -34,6 +35,14 @@ PAPER = (
     ("LaBSE", "X-Y", 0.801, 0.762, 0.679, 225),
     ("LaBSE", "hybrid", 0.817, 0.767, 0.682, 221),
 )
+
+
+def repo_relative(value: object) -> object:
+    """An absolute path as seen from the repository root (`../shared/data/xquad-r`): a
+    committed report must not carry the path of the machine that made it."""
+    if isinstance(value, str) and os.path.isabs(value):
+        return os.path.relpath(value, REPO_ROOT)
+    return value
 
 
 def lower_is_better(metric: str) -> bool:
@@ -227,7 +236,7 @@ def command_line(cfg: ExperimentConfig) -> str:
     default = ExperimentConfig()
     parts = ["python -m trainer.experiment"]
     for f in fields(cfg):
-        value, base = getattr(cfg, f.name), getattr(default, f.name)
+        value, base = repo_relative(getattr(cfg, f.name)), repo_relative(getattr(default, f.name))
         if value != base and f.name not in ("threads", "force"):
             flag = "--" + f.name.replace("_", "-")
             if isinstance(value, bool):
@@ -262,14 +271,18 @@ def write_report(cfg: ExperimentConfig, path: Path) -> Path:
     exact, es = load(cfg, "eval-exact"), load(cfg, "eval-es")
     if not exact:
         raise FileNotFoundError(f"no eval-exact/results.json under {cfg.output}")
-    timings_path = Path(cfg.output) / "timings.json"
+    timings_path = Path(cfg.output) / TIMINGS
     timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
     path.parent.mkdir(parents=True, exist_ok=True)
     figure = plot(exact, path.with_suffix(".png"))
     first = next(iter(exact.values()))[0]
     n = len(first["languages"])
     scope = f"first {cfg.eval_max_queries} questions" if cfg.eval_max_queries else "all queries"
-    settings = {k: v for k, v in asdict(cfg).items() if k not in ("output", "report", "force")}
+    settings = {
+        k: repo_relative(v)
+        for k, v in asdict(cfg).items()
+        if k not in ("output", "report", "force")
+    }
     lines = [
         "# Hybrid batching on XQuAD-R: X-X vs X-Y vs hybrid",
         "",
