@@ -1,7 +1,8 @@
 """XQuAD-R / MLQA-R evaluation as PAPER.md measures it: Mono, Cross, Multi mAP and bias."""
 
 from .data import LareqaData, first_questions, load_lareqa
-from .run import EvalResult, evaluate, evaluate_vectors
+from .result import EvalResult
+from .run import evaluate, evaluate_vectors
 
 __all__ = [
     "EvalResult",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .run import EvalResult
+from .result import EvalResult
 
 
 def write_outputs(result: EvalResult, out_dir: str | Path) -> list[Path]:

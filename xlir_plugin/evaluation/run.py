@@ -1,194 +1,25 @@
 """`evaluate`: encode a LAReQA set once, rank with numpy and Elasticsearch, score like the paper.
 
-Macro-averaging (PAPER.md): Mono = mean over query languages X of mAP(X -> X); Cross = mean
-over all pairs (X, Y != X) of mAP(X -> Y); Multi = mean over X of mAP(X -> pool of all
-languages). Per-language rows: Cross(X) = mean over Y of mAP(X -> Y); R@1 mono, R@1 cross
-(mean over Y), R@10 multi; rank distance(X) = mean over X's queries with at least two
-relevant candidates in the pool of (max rank - min rank), computed on the exact backend only
-(it needs full ranks). A query is scored in a setting only when it has a relevant candidate
-there (questions missing in language Y are skipped for X -> Y).
+Each backend ranks the very same vectors (`vectors.py`); `scoring.py` turns the ranks into the
+paper's macro-averaged figures, gathered in an `EvalResult` (`result.py`).
 """
 
 from __future__ import annotations
 
-import json
-import math
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from .data import LareqaData, first_questions, load_lareqa
-from .metrics import rank_distance
-from .retrieval import MULTI, BackendRun, Layout, es_backend, exact_backend, top_overlap
+from .result import EvalResult
+from .retrieval import BackendRun, Layout, es_backend, exact_backend
+from .scoring import es_gap, metrics_for, score
+from .vectors import candidate_texts, encode, load_vectors, save_vectors, vectors_key
 
-COLUMNS = ["mono", "cross", "multi", "r1_mono", "r1_cross", "r10_multi", "rank_distance"]
-HEADERS = ["Mono", "Cross", "Multi", "R@1 mono", "R@1 cross", "R@10 multi", "rank dist"]
 BACKENDS = ("exact", "es")
-
-
-@dataclass
-class BackendResult:
-    """Macro-averaged figures of one backend, per query language and overall."""
-
-    map_metric: str  # the ranx measure behind Mono/Cross/Multi, e.g. "map" or "map@100"
-    per_lang: dict[str, dict[str, float]]
-    mean: dict[str, float]
-    cross_map: dict[str, dict[str, float]]  # query lang -> candidate lang -> mAP (diag: Mono)
-    queries: dict[str, int]  # evaluated (query, setting) pairs: mono, cross, multi
-    seconds: float = 0.0
-
-
-@dataclass
-class EvalResult:
-    model: str
-    data: str
-    candidates: int
-    queries: int
-    languages: list[str]
-    settings: dict[str, Any]
-    backends: dict[str, BackendResult] = field(default_factory=dict)
-    gap: dict[str, float] = field(default_factory=dict)  # ES vs exact
-    timings: dict[str, float] = field(default_factory=dict)  # seconds
-    notes: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return _finite(asdict(self))
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False) + "\n"
-
-    def to_markdown(self) -> str:
-        lines = [f"# {self.model} on {self.data}", ""]
-        lines.append(
-            f"{self.queries} queries, {self.candidates} candidates, "
-            f"{len(self.languages)} languages; settings: "
-            + ", ".join(f"{k}={v}" for k, v in self.settings.items())
-        )
-        for name, res in self.backends.items():
-            lines += ["", f"## {name}: mAP = ranx `{res.map_metric}` ({res.seconds:.0f} s)", ""]
-            lines.append("| query lang | " + " | ".join(HEADERS) + " |")
-            lines.append("|---" * (len(HEADERS) + 1) + "|")
-            for lang, row in [*res.per_lang.items(), ("**mean**", res.mean)]:
-                cells = [_fmt(row.get(c), c) for c in COLUMNS]
-                lines.append(f"| {lang} | " + " | ".join(cells) + " |")
-        if self.gap:
-            lines += ["", "## Elasticsearch vs exact", ""]
-            lines.append("| measure | value |")
-            lines.append("|---|---|")
-            lines += [
-                f"| {k} | {v:+.4f} |" if "delta" in k else f"| {k} | {v:.4f} |"
-                for k, v in self.gap.items()
-            ]
-        if self.timings:
-            lines += [
-                "",
-                "Timings (s): " + ", ".join(f"{k} {v:.1f}" for k, v in self.timings.items()),
-            ]
-        if self.notes:
-            lines += [""] + [f"- {n}" for n in self.notes]
-        return "\n".join(lines) + "\n"
-
-
-def _fmt(value: float | None, column: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "-"
-    return f"{value:.1f}" if column == "rank_distance" else f"{value:.3f}"
-
-
-def _finite(obj: Any) -> Any:
-    """JSON has no NaN: write null."""
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
-
-
-def _mean(values) -> float:
-    values = np.asarray(list(values), dtype=float)
-    values = values[~np.isnan(values)]
-    return float(values.mean()) if len(values) else float("nan")
-
-
-def score(run: BackendRun, map_metric: str, layout: Layout) -> BackendResult:
-    """Per-language rows and the paper's macro averages (Cross: over all language pairs)."""
-    per_lang: dict[str, dict[str, float]] = {}
-    cross_map: dict[str, dict[str, float]] = {}
-    pair_map: list[float] = []
-    pair_r1: list[float] = []
-    counts = {"mono": 0, "cross": 0, "multi": 0}
-    for x in layout.query_side:
-        present = {
-            y: s for (qx, y), s in run.settings.items() if qx == x and y != MULTI and len(s.rows)
-        }
-        cross_map[x] = {y: _mean(s.scores[map_metric]) for y, s in present.items()}
-        others = [y for y in present if y != x]
-        r1 = {y: _mean(s.scores["recall@1"]) for y, s in present.items()}
-        pair_map += [cross_map[x][y] for y in others]
-        pair_r1 += [r1[y] for y in others]
-        counts["mono"] += len(present[x].rows) if x in present else 0
-        counts["cross"] += sum(len(present[y].rows) for y in others)
-        row = {
-            "mono": cross_map[x].get(x, np.nan),
-            "cross": _mean(cross_map[x][y] for y in others),
-            "r1_mono": r1.get(x, np.nan),
-            "r1_cross": _mean(r1[y] for y in others),
-            "multi": np.nan,
-            "r10_multi": np.nan,
-            "rank_distance": np.nan,
-        }
-        multi = run.settings.get((x, MULTI))
-        if multi is not None and len(multi.rows):
-            counts["multi"] += len(multi.rows)
-            row["multi"] = _mean(multi.scores[map_metric])
-            row["r10_multi"] = _mean(multi.scores["recall@10"])
-        if x in run.multi_ranks:
-            ranks = run.multi_ranks[x]
-            several = np.sum(~np.isnan(ranks), axis=1) >= 2
-            row["rank_distance"] = _mean(rank_distance(ranks[several]))
-        per_lang[x] = {k: float(v) for k, v in row.items()}
-    mean = {c: _mean(r[c] for r in per_lang.values()) for c in COLUMNS}
-    mean["cross"] = _mean(pair_map)  # macro over the (X, Y) pairs, as the paper does
-    mean["r1_cross"] = _mean(pair_r1)
-    return BackendResult(map_metric, per_lang, mean, cross_map, counts, run.seconds)
-
-
-def _gap(exact: BackendRun, approx: BackendRun, layout: Layout, es_map: str, full_map: str):
-    """ES minus exact: at the same depth (the ANN effect alone) and against full-depth exact;
-    ANN recall@10 = share of the exact top 10 that Elasticsearch also returns in its top 10."""
-    es_res = score(approx, es_map, layout).mean
-    same_depth = score(exact, es_map, layout).mean
-    full = score(exact, full_map, layout).mean
-    gap: dict[str, float] = {}
-    for c in ("mono", "cross", "multi"):
-        gap[f"{c}_map_delta_same_depth"] = es_res[c] - same_depth[c]
-        gap[f"{c}_map_delta_vs_full"] = es_res[c] - full[c]
-    kinds: dict[str, list[np.ndarray]] = {"mono": [], "cross": [], "multi": []}
-    for (x, y), ref in exact.settings.items():
-        if (x, y) in approx.settings:
-            kind = "multi" if y == MULTI else "mono" if y == x else "cross"
-            kinds[kind].append(top_overlap(ref, approx.settings[(x, y)]))
-    for kind, parts in kinds.items():
-        if parts:
-            gap[f"{kind}_ann_recall_at_10"] = _mean(np.concatenate(parts))
-    return gap
-
-
-def metrics_for(depth: int | None, es_depth: int | None = None) -> tuple[str, list[str]]:
-    """The mAP measure name and the ranx measures to compute."""
-    full = "map" if depth is None else f"map@{depth}"
-    names = [full, "recall@1", "recall@10"]
-    if es_depth is not None and f"map@{es_depth}" != full:
-        names.append(f"map@{es_depth}")
-    return full, names
 
 
 def evaluate_vectors(
@@ -270,7 +101,7 @@ def evaluate_vectors(
         result.backends["es"] = score(runs["es"], es_map, layout)
         result.timings["es_query"] = runs["es"].seconds
         if "exact" in runs:
-            result.gap = _gap(runs["exact"], runs["es"], layout, es_map, full_map)
+            result.gap = es_gap(runs["exact"], runs["es"], layout, es_map, full_map)
     return result
 
 
@@ -305,26 +136,6 @@ def index_vectors(
     if report.failed:
         raise RuntimeError(f"{report.failed} candidates failed to index: {report.failures[:3]}")
     return meta.get("index_options", {})
-
-
-def encode(encoder, texts: list[str], kind: str, chunk: int = 256, progress: bool = True):
-    """Embed with a progress bar (the encoder sorts each chunk by length itself)."""
-    method = encoder.encode_queries if kind == "query" else encoder.encode_passages
-    parts = []
-    with tqdm(
-        total=len(texts), desc=f"encoding {kind} texts", unit="text", disable=not progress
-    ) as bar:
-        for start in range(0, len(texts), chunk):
-            parts.append(method(texts[start : start + chunk]))
-            bar.update(len(parts[-1]))
-    if not parts:
-        return np.zeros((0, encoder.dim), dtype=np.float32)
-    return np.concatenate(parts)
-
-
-def candidate_texts(data: LareqaData, context: bool) -> list[str]:
-    """Sentence only, or (LAReQA) sentence followed by its paragraph; the encoder truncates."""
-    return [f"{c.text} {c.context}" if context else c.text for c in data.candidates]
 
 
 def evaluate(
@@ -363,8 +174,8 @@ def evaluate(
         data = first_questions(data, max_queries)
     cand_texts = candidate_texts(data, context)
     query_texts = [q.text for q in data.questions]
-    keys = {"cands": _vectors_key(model, cand_texts), "queries": _vectors_key(model, query_texts)}
-    cached = _load_vectors(vectors_cache, keys)
+    keys = {"cands": vectors_key(model, cand_texts), "queries": vectors_key(model, query_texts)}
+    cached = load_vectors(vectors_cache, keys)
     cands = cached.get("cands")
     if cands is None:
         cands = encode(model, cand_texts, "passage", progress=progress)
@@ -372,9 +183,7 @@ def evaluate(
     if queries is None:
         queries = encode(model, query_texts, "query", progress=progress)
     if vectors_cache and len(cached) < 2:
-        Path(vectors_cache).parent.mkdir(parents=True, exist_ok=True)
-        np.savez(vectors_cache, cands_key=keys["cands"], cands=cands,
-                 queries_key=keys["queries"], queries=queries)  # fmt: skip
+        save_vectors(vectors_cache, keys, cands, queries)
     encode_seconds = time.perf_counter() - started
     result = evaluate_vectors(
         data, queries, cands, model=model.model_name, manifest=model.manifest, es=es,
@@ -395,26 +204,3 @@ def evaluate(
         "total": time.perf_counter() - started,
     }
     return result
-
-
-def _vectors_key(model, texts: list[str]) -> str:
-    import hashlib
-
-    digest = hashlib.sha256(f"{model.manifest.sha256}\n{model.model_name}\n".encode())
-    for text in texts:
-        digest.update(text.encode())
-        digest.update(b"\x00")
-    return digest.hexdigest()
-
-
-def _load_vectors(path: str | Path | None, keys: dict[str, str]) -> dict[str, np.ndarray]:
-    """The sides (cands, queries) the cache holds for these very texts: a run over a subset of
-    the questions still reuses the candidate vectors."""
-    if not path or not Path(path).is_file():
-        return {}
-    with np.load(path) as saved:
-        return {
-            side: saved[side]
-            for side, key in keys.items()
-            if f"{side}_key" in saved.files and str(saved[f"{side}_key"]) == key
-        }
