@@ -17,8 +17,9 @@ from elasticsearch import ApiError
 
 from benchmarks.engines import ENGINES
 from xlir_plugin.errors import XlirError
-from xlir_plugin.index import build_mappings, delete_index
+from xlir_plugin.index import delete_index
 from xlir_plugin.ingest import ingest
+from xlir_plugin.schema import build_mappings
 from xlir_plugin.search import knn_body, search, search_vector, search_vectors
 
 INDEX_TYPES = ("hnsw", "int8_hnsw", "bbq_hnsw", "flat")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
 from tests.onnx_fixtures import build_onnx_model, words_of, xquad_sentences
 from xlir_plugin.cli import main
+from xlir_plugin.connection import local_node_file
+from xlir_plugin.testing.elasticsearch import ES_VERSION, NodeInfo
 
 pytestmark = pytest.mark.es
 
@@ -130,3 +133,80 @@ def test_wrong_password_is_one_clear_line(es_settings, model_dir, capsys):
     )
     err = capsys.readouterr().err.strip()
     assert code == 2 and "rejected authentication" in err and "\n" not in err
+
+
+# -- the user's words: flags in CLI errors, JSON for scripts without secrets --------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "told", "not_told"),
+    [
+        (
+            ["--mode", "cross"],
+            "--mode cross needs the passage languages, e.g. --target en,es",
+            "targets",
+        ),
+        (["--mode", "mono"], "--mode mono needs the query language, e.g. --lang de", "lang="),
+        (["--target", "en"], "--target applies to --mode cross only", "targets"),
+        (["-k", "0"], "-k must be a positive integer", "k="),
+        (["--num-candidates", "5"], "--num-candidates must be between -k (10)", "num_candidates"),
+    ],
+)
+def test_cli_errors_name_the_flags_typed(es_settings, model_dir, capsys, args, told, not_told):
+    search = ["search", "Wer?", "--model", str(model_dir), "--index", "no-such-index"]
+    assert main(search + args + es_flags(es_settings)) == 2
+    err = capsys.readouterr().err
+    assert told in err and not_told not in err, err
+
+
+def test_index_options_error_names_the_flag(es_settings, model_dir, tmp_path, capsys):
+    docs = tmp_path / "d.jsonl"
+    docs.write_text('{"text": "x", "lang": "en"}\n')
+    index = ["index", "--model", str(model_dir), "--index", "x", "--input", str(docs)]
+    assert main(index + ["--index-options", "ivf"] + es_flags(es_settings)) == 2
+    err = capsys.readouterr().err
+    assert "--index-options: the index type must be one of" in err and "index_options" not in err
+
+
+def test_every_result_verb_prints_json_without_secrets(
+    es, es_settings, index_name, model_dir, corpus, tmp_path, capsys
+):
+    from tests.test_evaluation import write_toy
+
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text("\n".join(json.dumps(d, ensure_ascii=False) for d in corpus) + "\n")
+    model = ["--model", str(model_dir)]
+    flags = es_flags(es_settings)
+    (tmp_path / "toy").mkdir()
+    toy = write_toy(tmp_path / "toy")
+    runs = {
+        "index": ["index", *model, "--index", index_name, "--input", str(docs)],
+        "search": ["search", corpus[0]["text"], *model, "--index", index_name],
+        "eval": ["eval", *model, "--data", str(toy), "--output", str(tmp_path / "eval")],
+        "demo": ["demo", *model, "--index", index_name, "--input", str(docs), "--query", "Berlin"],
+    }
+    printed = {}
+    for verb, args in runs.items():
+        assert main([*args, "--json", *flags]) == 0, verb
+        printed[verb] = capsys.readouterr().out
+        assert es_settings.password not in printed[verb], verb
+    assert json.loads(printed["index"])["indexed"] == len(corpus)
+    assert all(json.loads(line)["id"] for line in printed["search"].splitlines())
+    assert set(json.loads(printed["eval"])["backends"]) == {"exact", "es"}
+    demo = json.loads(printed["demo"])
+    assert demo["elasticsearch"] == es_settings.url and len(demo["queries"][0]["hits"]) == 3
+
+
+def test_es_status_json_leaves_the_password_in_the_node_file(
+    es_settings, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.setenv("XLIR_CACHE", str(tmp_path))
+    assert main(["es", "status", "--json"]) == 1
+    assert json.loads(capsys.readouterr().out) == {"running": False}
+    info = NodeInfo(
+        es_settings.url, es_settings.user, es_settings.password, os.getpid(), "", ES_VERSION
+    )
+    info.save(local_node_file())
+    assert main(["es", "status", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert json.loads(out)["status"] in ("green", "yellow") and es_settings.password not in out

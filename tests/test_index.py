@@ -9,16 +9,15 @@ import pytest
 from tests.onnx_fixtures import build_onnx_model
 from xlir_plugin.errors import InputError, ModelMismatch
 from xlir_plugin.index import (
-    build_mappings,
     check_index,
     create_index,
     delete_index,
     ensure_index,
     index_exists,
     index_meta,
-    parse_index_options,
 )
 from xlir_plugin.manifest import Manifest
+from xlir_plugin.schema import build_mappings, parse_index_options
 
 WORDS = ["the", "capital", "of", "germany", "is", "berlin", "paris"]
 

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from tests.onnx_fixtures import build_onnx_model, words_of
+from xlir_plugin.documents import Doc, Failure, InvalidDocument, doc_id, prepare, read_jsonl
 from xlir_plugin.encoder import OnnxEncoder
 from xlir_plugin.errors import InputError, ModelMismatch
 from xlir_plugin.index import create_index
-from xlir_plugin.ingest import Doc, Failure, doc_id, ingest, prepare, read_jsonl
+from xlir_plugin.ingest import ingest
 
 DOCS = [
     {"id": "en-1", "lang": "en", "text": "Berlin is the capital of Germany."},
@@ -89,9 +90,7 @@ def test_read_jsonl_reports_bad_lines(tmp_path):
     ],
 )
 def test_prepare_rejects(doc, reason):
-    from xlir_plugin.ingest import _Invalid
-
-    with pytest.raises(_Invalid, match=reason):
+    with pytest.raises(InvalidDocument, match=reason):
         prepare(doc, dims=4)
 
 

@@ -33,13 +33,14 @@ def test_lang_filter_modes():
     assert lang_filter("cross", targets="en, ES") == {"terms": {"lang": ["en", "es"]}}
     assert lang_filter("cross", lang="de", targets=["en"]) == {"terms": {"lang": ["en"]}}
     assert lang_filter("mono", lang="DE") == {"term": {"lang": "de"}}
-    with pytest.raises(InputError, match="needs target"):
+    # a Python caller is told about its arguments, spelled as Python
+    with pytest.raises(InputError, match="mode='cross' needs the passage languages, e.g. targets="):
         lang_filter("cross", lang="de")
-    with pytest.raises(InputError, match="needs the query language"):
+    with pytest.raises(InputError, match="mode='mono' needs the query language, e.g. lang='de'"):
         lang_filter("mono")
     with pytest.raises(InputError, match="mode must be one of"):
         lang_filter("bilingual")
-    with pytest.raises(InputError, match="cross' only"):
+    with pytest.raises(InputError, match="targets applies to mode='cross' only"):
         lang_filter("multilingual", targets="en")
 
 
@@ -137,7 +138,7 @@ def test_cross_and_mono_filters(es, encoder, corpus, pool):
     for d, hits in zip(queries, results, strict=True):
         assert len(hits) == 5 and {h.lang for h in hits} == {d["lang"]}
         assert hits[0].id == d["id"]  # a sentence finds itself first
-    with pytest.raises(InputError, match="needs target"):
+    with pytest.raises(InputError, match="needs the passage languages"):
         search(es, index, encoder, query, mode="cross", k=5)
     with pytest.raises(InputError, match="query language"):
         search(es, index, encoder, query, mode="mono", k=5)

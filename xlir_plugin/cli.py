@@ -8,43 +8,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 
+from . import commands
+from .connection_flags import ES_FLAGS
 from .errors import XlirError
-
-Handler = Callable[[argparse.Namespace], int]
-
-
-def add_es_flags(parser: argparse.ArgumentParser) -> None:
-    """Connection flags; each also reads `XLIR_ES_<NAME>` from the environment."""
-    group = parser.add_argument_group(
-        "Elasticsearch (defaults: XLIR_ES_* env, else `xlir es start`'s node)"
-    )
-    group.add_argument("--es-url", help="e.g. http://127.0.0.1:9200 (XLIR_ES_URL)")
-    group.add_argument("--es-api-key", help="API key (XLIR_ES_API_KEY)")
-    group.add_argument("--es-user", help="basic-auth user (XLIR_ES_USER)")
-    group.add_argument("--es-password", help="basic-auth password (XLIR_ES_PASSWORD)")
-    group.add_argument("--es-ca-certs", help="CA bundle for https (XLIR_ES_CA_CERTS)")
-
-
-def es_from_args(args: argparse.Namespace):
-    """A checked client from the flags, the environment, or the local node."""
-    from .connection import connect, resolve_settings
-
-    return connect(
-        resolve_settings(
-            url=args.es_url,
-            api_key=args.es_api_key,
-            user=args.es_user,
-            password=args.es_password,
-            ca_certs=args.es_ca_certs,
-        )
-    )
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import commands
-
     parser = argparse.ArgumentParser(
         prog="xlir",
         description="Cross-lingual retrieval on Elasticsearch: index, search, evaluate, demo.",
@@ -52,7 +22,21 @@ def build_parser() -> argparse.ArgumentParser:
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for register in commands.REGISTRY:
         register(verbs)
+    for verb in verbs.choices.values():
+        verb.set_defaults(flags=flags_of(verb))
     return parser
+
+
+def flags_of(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """Argument name -> the flag that sets it (`targets` -> `--target`), so that an error
+    names what the user typed. The `--es-*` flags set the `EsSettings` fields."""
+    flags = {
+        action.dest: max(action.option_strings, key=len)
+        for action in parser._actions
+        if action.option_strings
+    }
+    flags.update({name: flags[f"es_{name}"] for name in ES_FLAGS if f"es_{name}" in flags})
+    return flags
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.handler(args)
     except XlirError as exc:
-        print(f"xlir: error: {exc}", file=sys.stderr)
+        print(f"xlir: error: {exc.spelled(args.flags)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("xlir: interrupted", file=sys.stderr)

@@ -1,4 +1,9 @@
-"""Connecting to Elasticsearch with settings from flags or the environment, failing clearly."""
+"""Connecting to Elasticsearch, found the same way from Python and from the command line.
+
+`EsSettings.from_env(**explicit)` is the one way: explicit values (the CLI's `--es-*` flags),
+then `XLIR_ES_*` variables, then the node `xlir es start` left running. `connect` checks the
+cluster answers and says in one line what went wrong when it does not.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import json
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from elasticsearch import AuthenticationException, Elasticsearch
 from elasticsearch import ConnectionError as EsConnectionError
@@ -28,26 +34,59 @@ class EsSettings:
     request_timeout: float = 60.0
 
     @classmethod
-    def from_env(cls, **overrides: object) -> EsSettings:
-        """`XLIR_ES_URL`, `XLIR_ES_API_KEY`, `XLIR_ES_USER`, ... with explicit values winning."""
+    def from_env(cls, **explicit: object) -> EsSettings:
+        """Explicit values, then `XLIR_ES_URL`, `XLIR_ES_API_KEY`, `XLIR_ES_USER`, ..., then
+        the node `xlir es start` left running (its URL and credentials go together)."""
         values: dict[str, object] = {}
         for f in fields(cls):
             env = os.environ.get(ENV_PREFIX + f.name.upper())
             if env:
                 values[f.name] = float(env) if f.name == "request_timeout" else env
-        values.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**values)  # type: ignore[arg-type]
+        given = {k: v for k, v in explicit.items() if v is not None}
+        if not given.get("url") and not values.get("url"):
+            values.update(local_node_settings())
+        return cls(**(values | given))  # type: ignore[arg-type]
 
     def __repr__(self) -> str:  # keep secrets out of logs and tracebacks
-        return f"EsSettings(url={self.url!r}, user={self.user!r}, api_key={'***' if self.api_key else None})"
+        return (
+            f"EsSettings(url={public_url(self.url)!r}, user={self.user!r}, "
+            f"api_key={'***' if self.api_key else None})"
+        )
+
+
+def local_node_file() -> Path:
+    """Where `xlir es start` records the node it started (URL, user, password; mode 0600)."""
+    return cache_dir() / "es-node.json"
+
+
+def local_node_settings() -> dict[str, str]:
+    """The URL and credentials of the node `xlir es start` recorded; empty when there is none."""
+    path = local_node_file()
+    if not path.is_file():
+        return {}
+    node = json.loads(path.read_text())
+    return {"url": node["url"], "user": node["user"], "password": node["password"]}
+
+
+def public_url(url: str | None) -> str | None:
+    """`url` without any `user:password@` in it, for messages and JSON output."""
+    if not url:
+        return url
+    parts = urlsplit(url)
+    if not (parts.username or parts.password):
+        return url
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def client(settings: EsSettings) -> Elasticsearch:
     """A client for the settings, not yet checked (see `connect`)."""
     if not settings.url:
         raise ConnectionFailed(
-            "no Elasticsearch URL: pass --es-url, set XLIR_ES_URL, or start a local node "
-            "with `xlir es start`"
+            "no Elasticsearch URL: give {url=http://127.0.0.1:9200}, set XLIR_ES_URL, or start "
+            "a local node with `xlir es start`",
+            arguments=["url"],
         )
     auth: dict[str, object] = {}
     if settings.api_key:
@@ -67,6 +106,7 @@ def client(settings: EsSettings) -> Elasticsearch:
 def connect(settings: EsSettings) -> Elasticsearch:
     """A client that has answered one request, or a one-line error naming what went wrong."""
     es = client(settings)
+    url = public_url(settings.url)
     try:
         es.cluster.health()
     except AuthenticationException as exc:
@@ -78,26 +118,10 @@ def connect(settings: EsSettings) -> Elasticsearch:
             else "no credentials"
         )
         raise ConnectionFailed(
-            f"Elasticsearch at {settings.url} rejected authentication with {who} "
-            f"(HTTP 401): check --es-user/--es-password or --es-api-key"
+            f"Elasticsearch at {url} rejected authentication with {who} (HTTP 401): check "
+            "{user} and {password}, or {api_key}",
+            arguments=["user", "password", "api_key"],
         ) from exc
     except EsConnectionError as exc:
-        raise ConnectionFailed(
-            f"cannot reach Elasticsearch at {settings.url}: {exc.message}"
-        ) from exc
+        raise ConnectionFailed(f"cannot reach Elasticsearch at {url}: {exc.message}") from exc
     return es
-
-
-def local_node_file() -> Path:
-    """Where `xlir es start` records the node it started (URL, user, password; mode 0600)."""
-    return cache_dir() / "es-node.json"
-
-
-def resolve_settings(**flags: object) -> EsSettings:
-    """Flags, then `XLIR_ES_*` variables, then the node `xlir es start` left running."""
-    settings = EsSettings.from_env(**flags)
-    if settings.url or not local_node_file().is_file():
-        return settings
-    node = json.loads(local_node_file().read_text())
-    local = {"url": node["url"], "user": node["user"], "password": node["password"]}
-    return EsSettings.from_env(**{**local, **{k: v for k, v in flags.items() if v is not None}})

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from elasticsearch import Elasticsearch
@@ -17,7 +18,8 @@ from elasticsearch import Elasticsearch
 from .encoder import OnnxEncoder
 from .errors import ModelMismatch
 from .index import check_index, delete_index, index_exists
-from .ingest import IngestReport, ingest
+from .ingest import ingest
+from .ingest_report import IngestReport
 from .search import Hit, search
 
 DEMO_INDEX = "xlir-demo-xquad-r"
@@ -44,6 +46,10 @@ class Answer:
         ids = [hit.id for hit in self.hits]
         return ids.index(self.answer_id) + 1 if self.answer_id in ids else None
 
+    def as_dict(self) -> dict[str, Any]:
+        data = {k: v for k, v in asdict(self).items() if k != "hits"}
+        return data | {"rank": self.rank, "hits": [hit.as_dict() for hit in self.hits]}
+
 
 @dataclass
 class DemoResult:
@@ -52,8 +58,25 @@ class DemoResult:
     answers: list[Answer] = field(default_factory=list)
     latencies_ms: list[float] = field(default_factory=list)
 
+    @property
+    def found(self) -> int:
+        """Sample questions whose answer came back in the top 10."""
+        return sum(answer.rank is not None for answer in self.answers)
+
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.latencies_ms, q)) if self.latencies_ms else float("nan")
+
+    def as_dict(self) -> dict[str, Any]:
+        latency = {"queries": len(self.latencies_ms)}
+        if self.latencies_ms:
+            latency |= {"p50": round(self.percentile(50), 2), "p95": round(self.percentile(95), 2)}
+        return {
+            "indexed": self.report.as_dict() if self.report else None,
+            "documents": self.documents,
+            "found_in_top_10": self.found,
+            "answers": [answer.as_dict() for answer in self.answers],
+            "latency_ms": latency,
+        }
 
 
 def prepare_index(es: Elasticsearch, index: str, encoder: OnnxEncoder, expected_docs: int) -> bool:

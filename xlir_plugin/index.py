@@ -1,105 +1,25 @@
-"""Elasticsearch indexes made for one model: mapping, `_meta` stamp, and the model check.
+"""Elasticsearch indexes made for one model: create, check, delete, and read their stamp.
 
-Every index XLIR creates records in its mapping `_meta` which model filled it
-(`{"xlir": {"model", "dims", "sha256", "similarity", "index_options", ...}}`). Every later
-write or search checks that stamp against the model in hand and refuses on any difference:
-vectors from two models in one index would give silently wrong results.
+The mapping and the `_meta` model stamp are built in `schema.py`. Every write or search
+checks the stamp against the model in hand and refuses on any difference: vectors from two
+models in one index would give silently wrong results. The stamp is read once per client
+and index (`cached_meta`) and forgotten when the index is deleted.
 """
 
 from __future__ import annotations
 
-import json
+import weakref
 from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch, NotFoundError
 
-from .errors import InputError, ModelMismatch, XlirError
+from .errors import InputError, XlirError
 from .manifest import Manifest
+from .schema import META_KEY, VECTOR_FIELD, build_mappings, check_meta, parse_index_options
 
-VECTOR_FIELD = "embedding"
-META_KEY = "xlir"
-META_VERSION = 1
-SIMILARITIES = ("cosine", "dot_product", "max_inner_product", "l2_norm")
-INDEX_TYPES = (
-    "hnsw",
-    "int8_hnsw",
-    "int4_hnsw",
-    "bbq_hnsw",
-    "flat",
-    "int8_flat",
-    "int4_flat",
-    "bbq_flat",
-    "bbq_disk",
+_META: weakref.WeakKeyDictionary[Elasticsearch, dict[str, dict[str, Any]]] = (
+    weakref.WeakKeyDictionary()
 )
-HNSW_TYPES = ("hnsw", "int8_hnsw", "int4_hnsw", "bbq_hnsw")
-#: index types whose vectors are quantized, so an exact rescore (`rescore_vector`) helps
-QUANTIZED_TYPES = (
-    "int8_hnsw",
-    "int4_hnsw",
-    "bbq_hnsw",
-    "int8_flat",
-    "int4_flat",
-    "bbq_flat",
-    "bbq_disk",
-)
-
-
-def parse_index_options(spec: str | dict[str, Any] | None) -> dict[str, Any] | None:
-    """`index_options` for the vector field from a CLI-style spec.
-
-    Accepts None (server default), a dict, a JSON object, or
-    `TYPE[,key=value...]`, e.g. `int8_hnsw,m=32,ef_construction=200` or `bbq_hnsw,oversample=3`.
-    """
-    if spec is None or isinstance(spec, dict):
-        return _validate_index_options(spec) if spec else None
-    spec = spec.strip()
-    if not spec:
-        return None
-    if spec.startswith("{"):
-        try:
-            options = json.loads(spec)
-        except json.JSONDecodeError as exc:
-            raise InputError(f"index options are not valid JSON: {exc}") from None
-        if not isinstance(options, dict):
-            raise InputError("index options JSON must be an object")
-        return _validate_index_options(options)
-    head, *pairs = (p.strip() for p in spec.replace(":", ",").split(","))
-    options: dict[str, Any] = {"type": head}
-    for pair in pairs:
-        if not pair:
-            continue
-        key, sep, value = pair.partition("=")
-        if not sep:
-            raise InputError(f"index option {pair!r} is not key=value (in {spec!r})")
-        options[key.strip()] = _number(value.strip())
-    return _validate_index_options(options)
-
-
-def _number(value: str) -> Any:
-    for cast in (int, float):
-        try:
-            return cast(value)
-        except ValueError:
-            pass
-    return value
-
-
-def _validate_index_options(options: dict[str, Any]) -> dict[str, Any]:
-    options = dict(options)
-    kind = options.get("type")
-    if kind not in INDEX_TYPES:
-        raise InputError(f"index type must be one of {', '.join(INDEX_TYPES)}; got {kind!r}")
-    if "oversample" in options:  # shorthand for the default rescore of quantized types
-        options["rescore_vector"] = {"oversample": float(options.pop("oversample"))}
-    for key in ("m", "ef_construction"):
-        if key in options:
-            if kind not in HNSW_TYPES:
-                raise InputError(f"{key!r} applies to HNSW index types only, not {kind!r}")
-            if not isinstance(options[key], int) or options[key] < 2:
-                raise InputError(f"{key!r} must be an integer >= 2, got {options[key]!r}")
-    if "rescore_vector" in options and kind not in QUANTIZED_TYPES:
-        raise InputError(f"rescore applies to quantized index types only, not {kind!r}")
-    return options
 
 
 def index_exists(es: Elasticsearch, name: str) -> bool:
@@ -108,67 +28,9 @@ def index_exists(es: Elasticsearch, name: str) -> bool:
 
 def delete_index(es: Elasticsearch, name: str) -> bool:
     """Delete `name` if it exists; True when something was deleted."""
-    from .search import forget_index
-
     forget_index(es, name)
     resp = es.options(ignore_status=404).indices.delete(index=name)
     return bool(resp.get("acknowledged"))
-
-
-def default_similarity(manifest: Manifest) -> str:
-    """Cosine: right for normalized and unnormalized vectors alike (ES normalizes for it)."""
-    return "cosine"
-
-
-def model_meta(manifest: Manifest, similarity: str | None = None) -> dict[str, Any]:
-    """The `_meta.xlir` stamp for an index filled by this model."""
-    return {
-        "version": META_VERSION,
-        "model": manifest.model_name,
-        "source_model": manifest.source_model,
-        "quantization": manifest.quantization,
-        "dims": int(manifest.dim),
-        "sha256": manifest.sha256,
-        "similarity": similarity or default_similarity(manifest),
-        "normalize": bool(manifest.encoder.normalize),
-    }
-
-
-def build_mappings(
-    manifest: Manifest,
-    index_options: dict[str, Any] | None = None,
-    extra_mappings: dict[str, Any] | None = None,
-    similarity: str | None = None,
-) -> dict[str, Any]:
-    similarity = similarity or default_similarity(manifest)
-    if similarity not in SIMILARITIES:
-        raise InputError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
-    vector: dict[str, Any] = {
-        "type": "dense_vector",
-        "dims": int(manifest.dim),
-        "index": True,
-        "similarity": similarity,
-    }
-    if index_options:
-        index_options = _validate_index_options(index_options)
-        if index_options["type"].startswith("bbq") and manifest.dim < 64:
-            raise InputError(
-                f"{index_options['type']} needs at least 64 dims; {manifest.model_name} has "
-                f"{manifest.dim}"
-            )
-        vector["index_options"] = index_options
-    properties: dict[str, Any] = {
-        "id": {"type": "keyword"},
-        "lang": {"type": "keyword"},
-        "text": {"type": "text"},
-        "title": {"type": "text"},
-    }
-    for name, spec in (extra_mappings or {}).items():
-        if name == VECTOR_FIELD:
-            raise InputError(f"extra mapping {name!r} would replace the vector field")
-        properties[name] = spec
-    properties[VECTOR_FIELD] = vector
-    return {"_meta": {META_KEY: model_meta(manifest, similarity)}, "properties": properties}
 
 
 def create_index(
@@ -254,37 +116,27 @@ def index_meta(es: Elasticsearch, name: str) -> dict[str, Any]:
     return meta
 
 
+def cached_meta(es: Elasticsearch, index: str) -> dict[str, Any]:
+    """The index's `_meta.xlir` stamp, read once per (client, index)."""
+    per_client = _META.setdefault(es, {})
+    if index not in per_client:
+        per_client[index] = index_meta(es, index)
+    return per_client[index]
+
+
+def forget_index(es: Elasticsearch, index: str | None = None) -> None:
+    """Drop cached stamps (after deleting or recreating an index)."""
+    if index is None:
+        _META.pop(es, None)
+    else:
+        _META.get(es, {}).pop(index, None)
+
+
 def check_index(es: Elasticsearch, name: str, manifest: Manifest) -> dict[str, Any]:
     """Return the index stamp when `name` was made for `manifest`'s model, else ModelMismatch."""
     meta = index_meta(es, name)
     check_meta(name, meta, manifest)
     return meta
-
-
-def check_meta(name: str, meta: dict[str, Any], manifest: Manifest) -> None:
-    problems = []
-    dims = meta.get("mapping_dims", meta.get("dims"))
-    if dims != manifest.dim or meta.get("dims") != manifest.dim:
-        problems.append(f"dims {meta.get('dims')} vs {manifest.dim}")
-    if meta.get("sha256") != manifest.sha256:
-        problems.append(f"sha256 {meta.get('sha256')} vs {manifest.sha256}")
-    if problems:
-        raise ModelMismatch(
-            f"index {name!r} was built with model {meta.get('model')!r} "
-            f"(dims {meta.get('dims')}, sha256 {meta.get('sha256')}), not with "
-            f"{manifest.model_name!r} (dims {manifest.dim}, sha256 {manifest.sha256}): "
-            f"{'; '.join(problems)}. Use the same model, or index into a new index."
-        )
-
-
-def check_dims(name: str, meta: dict[str, Any], dims: int) -> None:
-    """For callers with vectors but no manifest: the vector length must match the index."""
-    want = meta.get("mapping_dims", meta.get("dims"))
-    if want != dims:
-        raise ModelMismatch(
-            f"index {name!r} holds {want}-dim vectors of model {meta.get('model')!r}; "
-            f"got {dims}-dim vectors"
-        )
 
 
 def _vector_mapping(es: Elasticsearch, name: str) -> dict[str, Any]:

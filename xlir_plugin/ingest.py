@@ -1,37 +1,29 @@
-"""Read documents, embed them in batches, bulk-index them, and account for every one.
+"""Embed documents in batches and bulk-index them into a model-stamped index.
 
-`ingest(es, index, encoder, source)` takes a JSONL path, a Hugging Face `datasets.Dataset`
-or any iterable of dicts. Each document needs `text` and `lang`; `id`, `title`, `embedding`
-(a precomputed vector) and any other fields are optional. The Elasticsearch `_id` is the
-given `id`, else a hash of lang + text, so a re-run overwrites instead of duplicating.
-
-Nothing is dropped silently: a bad JSON line, a missing field, a vector with the wrong
-length, or a document Elasticsearch finally rejected (after retries with backoff on 429 and
-5xx) becomes a `Failure` with its line number and reason, counted in the report and written
-to the failures file when one is given.
+`ingest(es, index, encoder, source)` reads documents (`documents.py`), embeds those without
+an `embedding` in a background thread while bulk requests are in flight, retries bulk items
+rejected with 429/5xx with backoff, and accounts for every document in an `IngestReport`
+(`ingest_report.py`): a document Elasticsearch finally rejected is a `Failure` with its line
+number and reason, counted and written to the failures file when one is given.
 """
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import json
 import logging
-import math
 import queue
 import threading
 import time
-from collections import deque
 from collections.abc import Iterable, Iterator
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from elasticsearch import Elasticsearch, helpers
 from elasticsearch import TransportError as EsTransportError
 
-from .errors import InputError, XlirError
-from .index import VECTOR_FIELD, check_dims, check_index, ensure_index, index_meta
+from .documents import Doc, Failure, InvalidDocument, count_documents, iter_documents, prepare
+from .index import check_index, ensure_index, index_meta
+from .ingest_report import IngestAborted, IngestReport, Ledger
+from .schema import VECTOR_FIELD, check_dims
 
 if TYPE_CHECKING:
     from .encoder import OnnxEncoder
@@ -39,270 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RETRY_ON_STATUS = (429, 502, 503, 504)
-MAX_ID_BYTES = 512
-#: failures kept in memory on the report (all of them go to the failures file)
-MAX_FAILURES_IN_MEMORY = 10_000
-
-
-@dataclass
-class Doc:
-    """One input document and where it came from (1-based line or row number)."""
-
-    line: int | None
-    source: Any
-
-
-@dataclass
-class Failure:
-    """A document that was not indexed, and why."""
-
-    line: int | None
-    id: str | None
-    reason: str
-    stage: str = "validate"  # read | validate | index
-    status: int | None = None
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False)
-
-
-@dataclass
-class IngestReport:
-    index: str
-    read: int = 0
-    indexed: int = 0
-    created: int = 0
-    updated: int = 0
-    failed: int = 0
-    truncated: int = 0
-    seconds: float = 0.0
-    failures: list[Failure] = field(default_factory=list)
-    failures_path: str | None = None
-
-    @property
-    def docs_per_s(self) -> float:
-        return self.indexed / self.seconds if self.seconds > 0 else 0.0
-
-    def as_dict(self) -> dict[str, Any]:
-        data = {k: v for k, v in asdict(self).items() if k != "failures"}
-        data["docs_per_s"] = round(self.docs_per_s, 1)
-        data["seconds"] = round(self.seconds, 3)
-        return data
-
-    def summary(self) -> str:
-        text = (
-            f"{self.index}: read {self.read}, indexed {self.indexed} "
-            f"({self.created} new, {self.updated} updated), failed {self.failed}, "
-            f"{self.seconds:.1f}s, {self.docs_per_s:.0f} docs/s"
-        )
-        if self.truncated:
-            text += f", {self.truncated} truncated to the model's max length"
-        if self.failed and self.failures_path:
-            text += f"; failures in {self.failures_path}"
-        return text
-
-
-class IngestAborted(XlirError):
-    """The cluster went away mid-ingest; `.report` accounts for what was done."""
-
-    def __init__(self, message: str, report: IngestReport) -> None:
-        super().__init__(message)
-        self.report = report
-
-
-# -- reading ----------------------------------------------------------------------------------
-
-
-def read_jsonl(path: str | Path) -> Iterator[Doc | Failure]:
-    """One `Doc` per non-blank line (`.gz` read transparently); bad lines become `Failure`s."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"input file {path} does not exist")
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
-            if not raw.strip():
-                continue
-            try:
-                data = json.loads(raw.decode("utf-8"))
-            except UnicodeDecodeError as exc:
-                yield Failure(number, None, f"line is not UTF-8: {exc}", "read")
-                continue
-            except json.JSONDecodeError as exc:
-                yield Failure(number, None, f"bad JSON: {exc.msg} at column {exc.colno}", "read")
-                continue
-            yield Doc(number, data)
-
-
-def iter_documents(source: Any) -> Iterator[Doc | Failure]:
-    """Documents from a JSONL path, a `datasets.Dataset`, or an iterable of dicts/Docs."""
-    if isinstance(source, (str, Path)):
-        yield from read_jsonl(source)
-        return
-    if isinstance(source, dict):
-        raise InputError("expected documents, got a single dict (wrap it in a list)")
-    for number, item in enumerate(source, start=1):  # Dataset rows iterate as dicts
-        yield item if isinstance(item, (Doc, Failure)) else Doc(number, item)
-
-
-def count_documents(source: Any) -> int | None:
-    """How many records `source` holds when that is cheap to know (for the progress bar)."""
-    if isinstance(source, (str, Path)):
-        path = Path(source)
-        if not path.is_file() or path.suffix == ".gz":
-            return None
-        with open(path, "rb") as f:
-            return sum(1 for line in f if line.strip())
-    try:
-        return len(source)
-    except TypeError:
-        return None
-
-
-def doc_id(doc: dict[str, Any]) -> str:
-    """The Elasticsearch `_id`: the document's own `id`, else sha1 of lang + "\\n" + text."""
-    given = doc.get("id")
-    if given is not None and given != "":
-        return str(given)
-    return hashlib.sha1(f"{doc['lang']}\n{doc['text']}".encode()).hexdigest()
-
-
-class _Invalid(Exception):
-    pass
-
-
-def prepare(doc: Any, dims: int) -> tuple[str, dict[str, Any], list[float] | None]:
-    """Validate one document: (`_id`, source without the vector, vector or None).
-
-    Raises `_Invalid` with a reason for anything Elasticsearch would reject or that
-    would index garbage.
-    """
-    if not isinstance(doc, dict):
-        raise _Invalid(f"document is {type(doc).__name__}, not a JSON object")
-    for key in ("text", "lang"):
-        if key not in doc or doc[key] is None:
-            raise _Invalid(f"missing `{key}`")
-        if not isinstance(doc[key], str):
-            raise _Invalid(f"`{key}` is {type(doc[key]).__name__}, not a string")
-        if not doc[key].strip():
-            raise _Invalid(f"`{key}` is empty")
-    given = doc.get("id")
-    if given is not None and (not isinstance(given, (str, int)) or isinstance(given, bool)):
-        raise _Invalid(f"`id` is {type(given).__name__}, not a string or integer")
-    for key in doc:
-        if not isinstance(key, str) or key.startswith("_"):
-            raise _Invalid(f"field {key!r} is reserved (names starting with '_' are metadata)")
-    body = {k: v for k, v in doc.items() if k != VECTOR_FIELD}
-    body["lang"] = doc["lang"].strip().lower()
-    _id = doc_id(body)
-    if len(_id.encode()) > MAX_ID_BYTES:
-        raise _Invalid(f"`id` is longer than {MAX_ID_BYTES} bytes")
-    body["id"] = _id
-    vector = doc.get(VECTOR_FIELD)
-    if vector is not None:
-        vector = _check_vector(vector, dims)
-    return _id, body, vector
-
-
-def _check_vector(vector: Any, dims: int) -> list[float]:
-    if hasattr(vector, "tolist"):  # numpy arrays
-        vector = vector.tolist()
-    if not isinstance(vector, (list, tuple)):
-        raise _Invalid(f"`{VECTOR_FIELD}` is {type(vector).__name__}, not a list of numbers")
-    if len(vector) != dims:
-        raise _Invalid(f"`{VECTOR_FIELD}` has {len(vector)} dims, the index expects {dims}")
-    out = []
-    for x in vector:
-        if isinstance(x, bool) or not isinstance(x, (int, float)) or not math.isfinite(x):
-            raise _Invalid(f"`{VECTOR_FIELD}` holds {x!r}, not a finite number")
-        out.append(float(x))
-    if not any(out):
-        raise _Invalid(f"`{VECTOR_FIELD}` is all zeros (no direction to compare)")
-    return out
-
-
-# -- ingest -----------------------------------------------------------------------------------
-
-
-class _Ledger:
-    """Counts, failures file and progress bar; shared by the embedding thread and the sender."""
-
-    def __init__(self, report: IngestReport, failures_path: str | Path | None, bar: Any):
-        self.report = report
-        self.bar = bar
-        self.lock = threading.Lock()
-        self.file = None
-        if failures_path is not None:
-            path = Path(failures_path)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.file = open(path, "w", encoding="utf-8")  # noqa: SIM115 (closed in close())
-            report.failures_path = str(path)
-        # _id -> (line, given id) of documents handed to bulk and not yet answered
-        self.pending: dict[str, deque[tuple[int | None, str]]] = {}
-
-    def read(self, n: int = 1) -> None:
-        with self.lock:
-            self.report.read += n
-
-    def fail(self, failure: Failure) -> None:
-        with self.lock:
-            self.report.failed += 1
-            if len(self.report.failures) < MAX_FAILURES_IN_MEMORY:
-                self.report.failures.append(failure)
-            if self.file:
-                self.file.write(failure.to_json() + "\n")
-                self.file.flush()
-            self.bar.update(1)
-
-    def sent(self, _id: str, line: int | None) -> None:
-        with self.lock:
-            self.pending.setdefault(_id, deque()).append((line, _id))
-
-    def answered(self, ok: bool, item: dict[str, Any]) -> None:
-        info = next(iter(item.values()))
-        _id = str(info.get("_id"))
-        with self.lock:
-            waiting = self.pending.get(_id)
-            line = None
-            if waiting:
-                line, _ = waiting.popleft()
-                if not waiting:
-                    del self.pending[_id]
-        if ok:
-            with self.lock:
-                self.report.indexed += 1
-                if info.get("result") == "created":
-                    self.report.created += 1
-                else:
-                    self.report.updated += 1
-                self.bar.update(1)
-        else:
-            self.fail(Failure(line, _id, _bulk_reason(info), "index", info.get("status")))
-
-    def abandon(self, reason: str) -> None:
-        """Everything sent but unanswered is a failure (the cluster went away)."""
-        with self.lock:
-            waiting = [(line, _id) for q in self.pending.values() for line, _id in q]
-            self.pending.clear()
-        for line, _id in waiting:
-            self.fail(Failure(line, _id, reason, "index"))
-
-    def close(self) -> None:
-        if self.file:
-            self.file.close()
-            self.file = None
-
-
-def _bulk_reason(info: dict[str, Any]) -> str:
-    error = info.get("error")
-    if isinstance(error, dict):
-        reason = f"{error.get('type')}: {error.get('reason')}"
-        cause = error.get("caused_by") or {}
-        if cause.get("reason") and cause.get("reason") != error.get("reason"):
-            reason += f" (caused by {cause.get('type')}: {cause.get('reason')})"
-    else:
-        reason = str(error)
-    return f"HTTP {info.get('status')}: {reason}"
 
 
 def _actions(
@@ -311,7 +39,7 @@ def _actions(
     encoder: OnnxEncoder | None,
     dims: int,
     batch_size: int,
-    ledger: _Ledger,
+    ledger: Ledger,
 ) -> Iterator[dict[str, Any]]:
     """Validate, embed in batches of `batch_size`, and yield bulk actions."""
     batch: list[tuple[int | None, str, dict[str, Any], list[float] | None]] = []
@@ -335,7 +63,7 @@ def _actions(
             continue
         try:
             _id, body, vector = prepare(record.source, dims)
-        except _Invalid as exc:
+        except InvalidDocument as exc:
             given = record.source.get("id") if isinstance(record.source, dict) else None
             ledger.fail(Failure(record.line, None if given is None else str(given), str(exc)))
             continue
@@ -444,7 +172,7 @@ def ingest(
         disable=not progress,
         smoothing=0.1,
     )
-    ledger = _Ledger(report, failures_path, bar)
+    ledger = Ledger(report, failures_path, bar)
     extra = {"pipeline": pipeline} if pipeline else {}
     actions = _in_background(
         _actions(iter_documents(source), index, encoder, dims, batch_size, ledger),
@@ -493,15 +221,4 @@ def ingest(
     return report
 
 
-__all__ = [
-    "Doc",
-    "Failure",
-    "IngestAborted",
-    "IngestReport",
-    "count_documents",
-    "doc_id",
-    "ingest",
-    "iter_documents",
-    "prepare",
-    "read_jsonl",
-]
+__all__ = ["IngestAborted", "IngestReport", "ingest"]

@@ -10,7 +10,6 @@ even when the wanted language is a small part of the index.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -20,7 +19,8 @@ from elasticsearch import ApiError, Elasticsearch
 
 from .errors import InputError, XlirError
 from .fusion import RANK_CONSTANT, rrf
-from .index import QUANTIZED_TYPES, VECTOR_FIELD, check_dims, check_meta, index_meta
+from .index import cached_meta
+from .schema import QUANTIZED_TYPES, VECTOR_FIELD, check_dims, check_meta
 
 if TYPE_CHECKING:
     from .encoder import OnnxEncoder
@@ -48,29 +48,6 @@ class Hit:
         }
 
 
-# -- index stamp cache ------------------------------------------------------------------------
-
-_META: weakref.WeakKeyDictionary[Elasticsearch, dict[str, dict[str, Any]]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def cached_meta(es: Elasticsearch, index: str) -> dict[str, Any]:
-    """The index's `_meta.xlir` stamp, read once per (client, index)."""
-    per_client = _META.setdefault(es, {})
-    if index not in per_client:
-        per_client[index] = index_meta(es, index)
-    return per_client[index]
-
-
-def forget_index(es: Elasticsearch, index: str | None = None) -> None:
-    """Drop cached stamps (after deleting or recreating an index)."""
-    if index is None:
-        _META.pop(es, None)
-    else:
-        _META.get(es, {}).pop(index, None)
-
-
 # -- query building ---------------------------------------------------------------------------
 
 
@@ -92,23 +69,36 @@ def lang_filter(
 ) -> dict[str, Any] | None:
     """The Elasticsearch filter for a mode, or None for the whole pool."""
     if mode not in MODES:
-        raise InputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+        raise InputError(
+            f"{{mode}} must be one of {', '.join(MODES)}; got {mode!r}", arguments=["mode"]
+        )
     targets = _langs(targets)
     query_lang = _langs(lang)
     if len(query_lang) > 1:
-        raise InputError(f"the query has one language, got {lang!r}")
+        raise InputError(f"{{lang}} is the query's one language, got {lang!r}", arguments=["lang"])
     if mode == "multilingual":
         if targets:
-            raise InputError("targets apply to mode 'cross' only (multilingual searches all)")
+            raise InputError(
+                "{targets} applies to {mode=cross} only ({mode=multilingual} searches them all)",
+                arguments=["targets", "mode"],
+            )
         return None
     if mode == "cross":
         if not targets:
-            raise InputError("mode 'cross' needs target language(s), e.g. targets=['en', 'es']")
+            raise InputError(
+                "{mode=cross} needs the passage languages, e.g. {targets=en,es}",
+                arguments=["mode", "targets"],
+            )
         return {"terms": {"lang": targets}}
     if not query_lang:
-        raise InputError("mode 'mono' needs the query language (lang='de')")
+        raise InputError(
+            "{mode=mono} needs the query language, e.g. {lang=de}", arguments=["mode", "lang"]
+        )
     if targets and targets != query_lang:
-        raise InputError("mode 'mono' searches the query language only; drop targets")
+        raise InputError(
+            "{mode=mono} searches the query language only: drop {targets}",
+            arguments=["mode", "targets"],
+        )
     return {"term": {"lang": query_lang[0]}}
 
 
@@ -118,10 +108,13 @@ def default_num_candidates(k: int) -> int:
 
 def _check_k(k: int, num_candidates: int | None) -> int:
     if not isinstance(k, int) or k < 1:
-        raise InputError(f"k must be a positive integer, got {k!r}")
+        raise InputError(f"{{k}} must be a positive integer, got {k!r}", arguments=["k"])
     n = default_num_candidates(k) if num_candidates is None else num_candidates
     if not isinstance(n, int) or not k <= n <= MAX_NUM_CANDIDATES:
-        raise InputError(f"num_candidates must be between k={k} and {MAX_NUM_CANDIDATES}, got {n}")
+        raise InputError(
+            f"{{num_candidates}} must be between {{k}} ({k}) and {MAX_NUM_CANDIDATES}, got {n}",
+            arguments=["num_candidates", "k"],
+        )
     return n
 
 
@@ -152,7 +145,10 @@ def knn_body(
     if rescore is not None and index_type in QUANTIZED_TYPES:
         oversample = 3.0 if rescore is True else float(rescore or 0.0)
         if oversample and oversample < 1.0:
-            raise InputError(f"rescore oversample must be >= 1 (or 0 to disable), got {rescore}")
+            raise InputError(
+                f"{{rescore}} (the oversample factor) must be >= 1, or 0 to disable; got {rescore}",
+                arguments=["rescore"],
+            )
         knn["rescore_vector"] = {"oversample": oversample}
     return {
         "knn": knn,
@@ -288,8 +284,9 @@ def search(
     mode: multilingual | cross (needs `targets`, e.g. "en,es") | mono (needs `lang`).
     hybrid: fuse BM25 on `text` with the kNN ranking (client-side RRF); off by default.
     """
+    lang_filter(mode, lang, targets)  # bad arguments fail before any request
+    _check_k(k, num_candidates)
     check_meta(index, cached_meta(es, index), encoder.manifest)
-    lang_filter(mode, lang, targets)  # fail on bad mode arguments before embedding
     vector = encoder.encode_queries([text])[0]
     return search_vector(
         es,

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 import time
 from pathlib import Path
+from typing import TextIO
 
-from ..cli import add_es_flags
+from ..connection import public_url
+from ..connection_flags import add_es_flags, settings_from_args
 from ..paths import data_dir
 
 
@@ -27,55 +31,64 @@ def register(verbs: argparse._SubParsersAction) -> None:
         "--query", action="append", default=[], help="a question to ask (repeatable)"
     )
     parser.add_argument("--lang", help="language of --query (for the cross mode)")
-    parser.add_argument("--target", help="comma-separated passage languages for --query")
+    parser.add_argument(
+        "--target", dest="targets", help="comma-separated passage languages for --query"
+    )
     parser.add_argument("--hits", type=int, default=3, help="hits shown per question")
+    parser.add_argument(
+        "--json", action="store_true", help="print the outcome as one JSON object on stdout"
+    )
     add_es_flags(parser)
     parser.set_defaults(handler=run)
 
 
-def connect_or_start(args: argparse.Namespace):
+def connect_or_start(args: argparse.Namespace, say: TextIO):
     """The cluster named by flags/environment, else the local node (started if needed)."""
-    from ..connection import EsSettings, connect, resolve_settings
+    from ..connection import EsSettings, connect
     from .es import ensure_started
 
-    flags = dict(
-        url=args.es_url, api_key=args.es_api_key, user=args.es_user,
-        password=args.es_password, ca_certs=args.es_ca_certs,
-    )  # fmt: skip
-    settings = resolve_settings(**flags)
+    settings = settings_from_args(args)
     if not settings.url:
         start = time.perf_counter()
         info, started = ensure_started()
         if started:
             print(
-                f"started Elasticsearch {info.version} at {info.url} in {time.perf_counter() - start:.0f}s"
+                f"started Elasticsearch {info.version} at {info.url} in {time.perf_counter() - start:.0f}s",
+                file=say,
             )
         settings = EsSettings(url=info.url, user=info.user, password=info.password)
-    return connect(settings), settings.url
+    return connect(settings), public_url(settings.url)
 
 
 def run(args: argparse.Namespace) -> int:
+    """Progress lines go to stdout, or to stderr with --json (stdout is then the JSON alone)."""
     from ..encoder import OnnxEncoder
     from ..models import resolve_served_model
 
-    es, url = connect_or_start(args)
-    print(f"Elasticsearch: {url}")
+    say = sys.stderr if args.json else sys.stdout
+    es, url = connect_or_start(args, say)
+    print(f"Elasticsearch: {url}", file=say)
     start = time.perf_counter()
     encoder = OnnxEncoder(resolve_served_model(args.model))
     print(
-        f"model: {encoder.model_name} ({encoder.dim} dims), ready in {time.perf_counter() - start:.0f}s"
+        f"model: {encoder.model_name} ({encoder.dim} dims), ready in {time.perf_counter() - start:.0f}s",
+        file=say,
     )
     if args.input:
-        return run_custom(es, encoder, args)
-    return run_pool(es, encoder, args)
+        return run_custom(es, encoder, args, url)
+    return run_pool(es, encoder, args, url)
 
 
-def run_pool(es, encoder, args: argparse.Namespace) -> int:
+def run_pool(es, encoder, args: argparse.Namespace, url: str) -> int:
     from ..demo import DEMO_INDEX, run_pool_demo
     from .search import format_hits
 
-    data = args.data or data_dir() / "xquad-r"
-    result = run_pool_demo(es, encoder, data, index=args.index or DEMO_INDEX)
+    index = args.index or DEMO_INDEX
+    result = run_pool_demo(es, encoder, args.data or data_dir() / "xquad-r", index=index)
+    if args.json:
+        summary = {"elasticsearch": url, "model": encoder.model_name, "index": index}
+        print(json.dumps(summary | result.as_dict(), ensure_ascii=False))
+        return 0
     for answer in result.answers:
         rank = f"answer at rank {answer.rank}" if answer.rank else "answer not in the top 10"
         print(f"\n[{answer.query_lang} -> {answer.target_lang}] {answer.question}   ({rank})")
@@ -83,7 +96,6 @@ def run_pool(es, encoder, args: argparse.Namespace) -> int:
         if answer.rank and answer.rank > args.hits:
             shown.append(answer.hits[answer.rank - 1])
         print(format_hits(shown))
-    found = sum(a.rank is not None for a in result.answers)
     print("\n" + "=" * 60)
     if result.report:
         r = result.report
@@ -91,19 +103,19 @@ def run_pool(es, encoder, args: argparse.Namespace) -> int:
             f"indexed {r.indexed} of {r.read} passages ({r.failed} failed) in {r.seconds:.1f}s: {r.docs_per_s:.0f} docs/s"
         )
     else:
-        print(f"reused index {args.index or DEMO_INDEX} ({result.documents} passages, same model)")
-    print(f"answers found in the top 10: {found} of {len(result.answers)} cross-lingual questions")
+        print(f"reused index {index} ({result.documents} passages, same model)")
+    print(
+        f"answers found in the top 10: {result.found} of {len(result.answers)} cross-lingual questions"
+    )
     print(
         f"query latency (encode + kNN search), {len(result.latencies_ms)} queries: "
         f"p50 {result.percentile(50):.1f} ms, p95 {result.percentile(95):.1f} ms"
     )
-    print(
-        "try: xlir search --index xlir-demo-xquad-r --lang de --mode cross --target en 'Wer ...?'"
-    )
+    print(f"try: xlir search --index {index} --lang de --mode cross --target en 'Wer ...?'")
     return 0
 
 
-def run_custom(es, encoder, args: argparse.Namespace) -> int:
+def run_custom(es, encoder, args: argparse.Namespace, url: str) -> int:
     from ..ingest import ingest
     from ..search import search
     from .search import format_hits
@@ -111,11 +123,21 @@ def run_custom(es, encoder, args: argparse.Namespace) -> int:
     index = args.index or "xlir-demo-custom"
     failures = args.input.with_name(args.input.name + ".failures.jsonl")
     report = ingest(es, index, encoder, args.input, failures_path=failures)
-    print(report.summary())
-    mode = "cross" if args.target else "multilingual"
-    for query in args.query:
-        hits = search(
-            es, index, encoder, query, mode=mode, lang=args.lang, targets=args.target, k=args.hits
-        )
-        print(f"\n{query}\n{format_hits(hits)}")
+    mode = "cross" if args.targets else "multilingual"
+    answers = [
+        (query, search(es, index, encoder, query, mode=mode, lang=args.lang,
+                       targets=args.targets, k=args.hits))
+        for query in args.query
+    ]  # fmt: skip
+    if args.json:
+        summary = {"elasticsearch": url, "model": encoder.model_name, "index": index}
+        summary["indexed"] = report.as_dict()
+        summary["queries"] = [
+            {"query": query, "hits": [hit.as_dict() for hit in hits]} for query, hits in answers
+        ]
+        print(json.dumps(summary, ensure_ascii=False))
+    else:
+        print(report.summary())
+        for query, hits in answers:
+            print(f"\n{query}\n{format_hits(hits)}")
     return 1 if report.failed else 0

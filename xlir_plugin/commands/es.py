@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 from ..connection import EsSettings, connect, local_node_file
 from ..errors import XlirError
@@ -17,10 +18,12 @@ def register(verbs: argparse._SubParsersAction) -> None:
         "--heap", default=None, help="JVM heap, e.g. 1g (default: XLIR_ES_HEAP or 1g)"
     )
     start.add_argument("--version", default=node.ES_VERSION, help="Elasticsearch version")
+    start.add_argument("--json", action="store_true", help="print the node as JSON (no password)")
     start.set_defaults(handler=run_start)
     stop = actions.add_parser("stop", help="stop the node `xlir es start` started")
     stop.set_defaults(handler=run_stop)
     status = actions.add_parser("status", help="is the local node up, and where")
+    status.add_argument("--json", action="store_true", help="print the state as JSON (no password)")
     status.set_defaults(handler=run_status)
     env = actions.add_parser("env", help="print shell exports that point clients at the node")
     env.set_defaults(handler=run_env)
@@ -50,8 +53,17 @@ def ensure_started(
     return info, True
 
 
+def node_json(info: node.NodeInfo, **state: object) -> str:
+    """What scripts need to know about the node; the password stays in the node file."""
+    public = {"url": info.url, "version": info.version, "pid": info.pid, "user": info.user}
+    return json.dumps(public | state)
+
+
 def run_start(args: argparse.Namespace) -> int:
     info, started = ensure_started(args.heap, args.version)
+    if args.json:
+        print(node_json(info, started=started))
+        return 0
     verb = "started" if started else "already running"
     print(f"Elasticsearch {info.version} {verb} at {info.url} (pid {info.pid}, user {info.user}).")
     print(
@@ -74,16 +86,28 @@ def run_stop(args: argparse.Namespace) -> int:
 def run_status(args: argparse.Namespace) -> int:
     info = running_node()
     if not info:
-        print("no local node is running (start one with `xlir es start`)")
+        print(
+            json.dumps({"running": False})
+            if args.json
+            else "no local node is running (start one with `xlir es start`)"
+        )
         return 1
     try:
         health = connect(
             EsSettings(url=info.url, user=info.user, password=info.password)
         ).cluster.health()
     except XlirError as exc:
-        print(f"node pid {info.pid} at {info.url} does not answer: {exc}")
+        if args.json:
+            print(node_json(info, running=True, status=None, error=str(exc)))
+        else:
+            print(f"node pid {info.pid} at {info.url} does not answer: {exc}")
         return 1
-    print(f"Elasticsearch {info.version} at {info.url}: status {health['status']}, pid {info.pid}")
+    if args.json:
+        print(node_json(info, running=True, status=health["status"]))
+    else:
+        print(
+            f"Elasticsearch {info.version} at {info.url}: status {health['status']}, pid {info.pid}"
+        )
     return 0
 
 

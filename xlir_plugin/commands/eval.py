@@ -6,7 +6,7 @@ import argparse
 import re
 from pathlib import Path
 
-from ..cli import add_es_flags, es_from_args
+from ..connection_flags import add_es_flags, es_from_args
 from ..paths import data_dir
 
 
@@ -51,6 +51,9 @@ def register(verbs: argparse._SubParsersAction) -> None:
         "these texts; write it when anything was encoded",
     )
     parser.add_argument("--threads", type=int, help="onnxruntime threads")
+    parser.add_argument(
+        "--json", action="store_true", help="print results.json's figures instead of the tables"
+    )
     add_es_flags(parser)
     parser.set_defaults(handler=run)
 
@@ -85,6 +88,9 @@ def run(args: argparse.Namespace) -> int:
     )
     out = args.output or Path("runs") / f"eval-{re.sub(r'[^A-Za-z0-9._-]+', '-', model_dir.name)}"
     paths = write_outputs(result, out)
-    print(result.to_markdown())
-    print("wrote " + ", ".join(str(p) for p in paths))
+    if args.json:
+        print(result.to_json(), end="")
+    else:
+        print(result.to_markdown())
+        print("wrote " + ", ".join(str(p) for p in paths))
     return 0

@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from ..cli import add_es_flags, es_from_args
+from ..connection_flags import add_es_flags, es_from_args
 
 
 def register(verbs: argparse._SubParsersAction) -> None:

@@ -6,7 +6,7 @@ import argparse
 import json
 import shutil
 
-from ..cli import add_es_flags, es_from_args
+from ..connection_flags import add_es_flags, es_from_args
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
@@ -21,7 +21,9 @@ def register(verbs: argparse._SubParsersAction) -> None:
         default="multilingual",
         help="whole pool | passages in --target languages | passages in --lang",
     )
-    parser.add_argument("--target", help="comma-separated passage languages for --mode cross")
+    parser.add_argument(
+        "--target", dest="targets", help="comma-separated passage languages for --mode cross"
+    )
     parser.add_argument("-k", type=int, default=10, help="hits to return")
     parser.add_argument(
         "--num-candidates", type=int, help="HNSW candidates (default max(100, 10k))"
@@ -47,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         args.query,
         mode=args.mode,
         lang=args.lang,
-        targets=args.target,
+        targets=args.targets,
         k=args.k,
         num_candidates=args.num_candidates,
         rescore=args.rescore,

@@ -188,7 +188,7 @@ def start(version: str = ES_VERSION, heap: str | None = None, timeout: float = 2
     """Install if needed, start a node on a free loopback port, and wait until it answers."""
     home = install(version)
     java_home = find_java_home()
-    password = secrets.token_urlsafe(18)
+    password = secrets.token_hex(16)  # never starts with '-', so `--es-password PW` parses
     workdir = _prepare_workdir(home, java_home, password)
     port = _free_port()
     heap = heap or os.environ.get("XLIR_ES_HEAP", "1g")
