@@ -9,6 +9,7 @@ import org.elasticsearch.rest.RestResponse;
 import org.elasticsearch.rest.RestStatus;
 import org.elasticsearch.rest.action.RestBuilderListener;
 import org.elasticsearch.xcontent.XContentBuilder;
+import org.xlir.elasticsearch.Versions;
 import org.xlir.elasticsearch.inference.InferenceService;
 import org.xlir.elasticsearch.model.IndexStamp;
 import org.xlir.elasticsearch.model.ModelManifest;
@@ -24,7 +25,8 @@ import java.util.function.Supplier;
 /**
  * {@code GET _xlir/models} and {@code GET _xlir/models/{model}}: the models installed on this
  * node (from their xlir.json; nothing is loaded): name, dims, sha256, quantization, encoder
- * settings and provenance, whether it is loaded. {@code ?index=NAME} adds the index's model
+ * settings and provenance, whether it is loaded, and whether the export was made with the
+ * plugin's onnxruntime version ({@code runtime} lists the plugin's versions). {@code ?index=NAME} adds the index's model
  * stamp and, per model, {@code matches_index}.
  */
 public final class RestModelsAction extends BaseRestHandler {
@@ -90,6 +92,7 @@ public final class RestModelsAction extends BaseRestHandler {
                     models.add(entry);
                 }
                 body.put("models_dir", registry.modelsDir().toString());
+                body.put("runtime", new java.util.TreeMap<>(Versions.all()));
                 if (stamp != null) {
                     Map<String, Object> indexInfo = new LinkedHashMap<>();
                     indexInfo.put("name", index);
@@ -124,6 +127,9 @@ public final class RestModelsAction extends BaseRestHandler {
         provenance.put("source_model", m.sourceModel());
         provenance.put("opset", m.opset());
         provenance.put("onnxruntime_version", m.onnxruntimeVersion());
+        // int8 kernels differ between onnxruntime versions (cosine ~0.996 between 1.29 and 1.32):
+        // vectors match the exporter's only when the versions are the same
+        entry.put("same_onnxruntime_as_export", Versions.onnxruntime().equals(m.onnxruntimeVersion()));
         provenance.put("parity", m.parity());
         provenance.put("file_sizes", m.fileSizes());
         entry.put("provenance", provenance);
