@@ -34,9 +34,9 @@ public final class XlirSettings {
     public static final Setting<Integer> RUN_BATCH_SIZE = Setting.intSetting("xlir.inference.batch_size", 32, 1, 1024, Property.NodeScope);
 
     /** The ingest micro-batcher encodes at most this many documents' texts at once... */
-    public static final Setting<Integer> INGEST_BATCH_SIZE = Setting.intSetting("xlir.ingest.batch_size", 64, 1, 4096, Property.NodeScope);
+    public static final Setting<Integer> INGEST_BATCH_SIZE = Setting.intSetting("xlir.ingest.batch_size", 256, 1, 4096, Property.NodeScope);
 
-    /** ...and waits at most this long for more after the first one arrives. */
+    /** ...once no document has come for this long (at most 20x this after the first one). */
     public static final Setting<TimeValue> INGEST_BATCH_WAIT = Setting.timeSetting(
         "xlir.ingest.batch_wait",
         TimeValue.timeValueMillis(5),

@@ -37,6 +37,9 @@ public final class InferenceService implements Closeable {
     private final int ingestMaxQueued;
     private final Map<String, MicroBatcher> batchers = new ConcurrentHashMap<>();
     private volatile boolean closed;
+    private final java.util.concurrent.atomic.AtomicLong ingestBatches = new java.util.concurrent.atomic.AtomicLong();
+    private final java.util.concurrent.atomic.AtomicLong ingestTexts = new java.util.concurrent.atomic.AtomicLong();
+    private final java.util.concurrent.atomic.AtomicLong ingestNanos = new java.util.concurrent.atomic.AtomicLong();
 
     public InferenceService(
         ThreadPool threadPool,
@@ -70,6 +73,22 @@ public final class InferenceService implements Closeable {
             return;
         }
         searchExecutor.execute(ActionRunnable.supply(listener, () -> registry.encode(model, m -> m.encode(texts, type))));
+    }
+
+    /** Ingest counters since the node started: batches, texts, milliseconds spent encoding. */
+    public java.util.Map<String, Object> stats() {
+        long batches = ingestBatches.get();
+        long texts = ingestTexts.get();
+        return java.util.Map.of(
+            "ingest_batches",
+            batches,
+            "ingest_texts",
+            texts,
+            "ingest_encode_ms",
+            ingestNanos.get() / 1_000_000,
+            "ingest_mean_batch",
+            batches == 0 ? 0.0 : (double) texts / batches
+        );
     }
 
     /** Reads a model's manifest on the plugin's pool (disk access). */
@@ -123,6 +142,7 @@ public final class InferenceService implements Closeable {
 
     private void runBatch(String model, List<MicroBatcher.Pending> batch) {
         EmbeddingResult result;
+        long start = System.nanoTime();
         try {
             result = registry.encode(model, loaded -> {
                 List<String> texts = new ArrayList<>(batch.size());
@@ -137,6 +157,9 @@ public final class InferenceService implements Closeable {
             }
             return;
         }
+        ingestBatches.incrementAndGet();
+        ingestTexts.addAndGet(batch.size());
+        ingestNanos.addAndGet(System.nanoTime() - start);
         for (int i = 0; i < batch.size(); i++) {
             batch.get(i).listener().onResponse(new Embedding(result.vectors()[i], result.truncated()[i], result.manifest()));
         }

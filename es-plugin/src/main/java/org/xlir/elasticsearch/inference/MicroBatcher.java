@@ -13,9 +13,10 @@ import java.util.concurrent.atomic.AtomicInteger;
 
 /**
  * Gathers single texts (one per ingest document) into batches for one model: a batch is encoded
- * as soon as {@code maxBatch} texts wait, or {@code maxWait} after the first text arrived. A bulk
- * request's documents reach the pipeline within a few milliseconds of each other, so they are
- * encoded together. Batches run on the plugin's executor; the caller never blocks.
+ * as soon as {@code maxBatch} texts wait, or once no text has arrived for {@code maxWait}
+ * (at most {@code MAX_AGE_FACTOR * maxWait} after the first one). A bulk request's documents
+ * reach the pipeline in one quick loop, so they are encoded together. Batches run on the
+ * plugin's executor; the caller never blocks.
  */
 final class MicroBatcher {
 
@@ -42,6 +43,11 @@ final class MicroBatcher {
     private final ConcurrentLinkedQueue<Pending> queue = new ConcurrentLinkedQueue<>();
     private final AtomicInteger queued = new AtomicInteger();
     private final AtomicBoolean timerArmed = new AtomicBoolean();
+    private volatile long lastArrival;
+    private volatile long armedAt;
+
+    /** A batch waits for more texts at most this many times {@code maxWait} in all. */
+    static final int MAX_AGE_FACTOR = 20;
 
     MicroBatcher(String model, int maxBatch, TimeValue maxWait, int maxQueued, Scheduler scheduler, BatchRunner runner) {
         this.model = model;
@@ -64,10 +70,13 @@ final class MicroBatcher {
             return;
         }
         queue.add(new Pending(type, text, listener));
+        long now = System.nanoTime();
+        lastArrival = now;
         if (n % maxBatch == 0 || maxWait.nanos() == 0) {
             scheduler.execute(this::drainOne);
         } else if (timerArmed.compareAndSet(false, true)) {
-            scheduler.schedule(this::drainAll, maxWait);
+            armedAt = now;
+            scheduler.schedule(this::onTimer, maxWait);
         }
     }
 
@@ -93,6 +102,17 @@ final class MicroBatcher {
             }
         }
         return batch.size();
+    }
+
+    private void onTimer() {
+        long now = System.nanoTime();
+        long quiet = now - lastArrival;
+        if (queued.get() < maxBatch && quiet < maxWait.nanos() && now - armedAt < MAX_AGE_FACTOR * maxWait.nanos()) {
+            // texts are still streaming in: wait until they pause (the timer stays armed)
+            scheduler.schedule(this::onTimer, TimeValue.timeValueNanos(Math.max(maxWait.nanos() - quiet, 100_000)));
+            return;
+        }
+        drainAll();
     }
 
     private void drainAll() {

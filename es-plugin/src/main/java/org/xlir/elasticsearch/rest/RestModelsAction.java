@@ -93,6 +93,7 @@ public final class RestModelsAction extends BaseRestHandler {
                 }
                 body.put("models_dir", registry.modelsDir().toString());
                 body.put("runtime", new java.util.TreeMap<>(Versions.all()));
+                body.put("stats", new java.util.TreeMap<>(inference.stats()));
                 if (stamp != null) {
                     Map<String, Object> indexInfo = new LinkedHashMap<>();
                     indexInfo.put("name", index);
