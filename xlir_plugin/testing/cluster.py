@@ -1,0 +1,102 @@
+"""Several local nodes in one cluster, and node faults: a kill (no clean shutdown) and a restart.
+
+`start_cluster(2)` starts nodes that discover each other on loopback, each with its own
+ports and data dir; `kill` and `restart` are what the fault tests do to a node.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, replace
+from pathlib import Path
+
+from .elasticsearch import (
+    ES_VERSION,
+    NodeInfo,
+    _free_port,
+    _launch,
+    _reap,
+    _wait_until_up,
+    is_running,
+    start,
+    stop,
+)
+
+
+def kill(info: NodeInfo, timeout: float = 30) -> None:
+    """SIGKILL the node (a crash: no clean shutdown), keeping its data for `restart`."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(info.pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout
+    while is_running(info) and time.monotonic() < deadline:
+        _reap(info.pid)
+        time.sleep(0.1)
+
+
+def restart(info: NodeInfo, timeout: float = 240) -> NodeInfo:
+    """Start a stopped or killed node again with its own data, ports and settings."""
+    workdir = Path(info.workdir)
+    launch = json.loads((workdir / "launch.json").read_text())
+    proc = _launch(workdir, launch["cmd"], dict(os.environ, **launch["env"]))
+    info = replace(info, pid=proc.pid)
+    _wait_until_up(info, proc, timeout)
+    info.save(workdir / "node.json")
+    return info
+
+
+def start_cluster(
+    nodes: int = 2, version: str = ES_VERSION, heap: str | None = None, timeout: float = 300
+) -> NodeInfo:
+    """`nodes` nodes on loopback (distinct ports and data dirs) forming one cluster.
+
+    The first node is master-eligible and holds data; the others hold data only, so stopping
+    any but the first keeps the cluster answering (a real cluster wants three master-eligible
+    nodes to lose any one). Returns the first node with `url` listing every node's URL (a
+    client fails over between them) and the others in `peers`; `stop` stops them all.
+    """
+    name = f"xlir-local-{secrets.token_hex(4)}"
+    password = secrets.token_hex(16)
+    transports = [_free_port() for _ in range(nodes)]
+
+    def one(i: int) -> NodeInfo:
+        settings: dict[str, str | None] = {
+            "discovery.type": None,
+            "cluster.name": name,
+            "node.name": f"xlir-{i + 1}",
+            "transport.port": str(transports[i]),
+            "discovery.seed_hosts": f"127.0.0.1:{transports[0]}",
+        }
+        if i == 0:
+            settings["cluster.initial_master_nodes"] = "xlir-1"
+        else:
+            settings["node.roles"] = "data,ingest"
+        return start(version, heap, timeout, settings=settings, password=password)
+
+    with ThreadPoolExecutor(nodes) as pool:
+        futures = [pool.submit(one, i) for i in range(nodes)]
+        started = []
+        for future in futures:
+            try:
+                started.append(future.result())
+            except Exception:
+                for info in started:
+                    stop(info)
+                raise
+    first = started[0]
+    cluster = replace(
+        first,
+        url=",".join(info.url for info in started),
+        peers=[asdict(info) for info in started[1:]],
+    )
+    from ..connection import EsSettings, connect
+
+    es = connect(EsSettings(url=cluster.url, user=cluster.user, password=password))
+    es.cluster.health(wait_for_nodes=str(nodes), timeout=f"{int(timeout)}s")
+    es.close()
+    return cluster
