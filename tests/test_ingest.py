@@ -123,10 +123,14 @@ def test_ingest_round_trip_and_rerun_does_not_duplicate(es, index_name, encoder,
     )["hits"]["hits"][0]["fields"]["embedding"]
     np.testing.assert_allclose(got, encoder.encode_passages([DOCS[1]["text"]])[0], atol=1e-5)
 
-    again = ingest(es, index_name, encoder, path, progress=False)
+    again = ingest(es, index_name, encoder, path, progress=False, skip_unchanged=False)
     assert (again.indexed, again.created, again.updated) == (5, 0, 5)
     assert count(es, index_name) == 5
     assert "indexed 5" in again.summary() and again.as_dict()["failed"] == 0
+    # by default a re-run skips what is indexed unchanged: nothing encoded, nothing sent
+    resumed = ingest(es, index_name, encoder, path, progress=False)
+    assert (resumed.indexed, resumed.skipped, resumed.failed) == (0, 5, 0)
+    assert resumed.encode_seconds == 0 and count(es, index_name) == 5
 
 
 @pytest.mark.es

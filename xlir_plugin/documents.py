@@ -13,6 +13,7 @@ import gzip
 import hashlib
 import json
 import math
+import zlib
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -47,13 +48,24 @@ class Failure:
 
 
 def read_jsonl(path: str | Path) -> Iterator[Doc | Failure]:
-    """One `Doc` per non-blank line (`.gz` read transparently); bad lines become `Failure`s."""
+    """One `Doc` per non-blank line (`.gz` read transparently); bad lines become `Failure`s,
+    and so does the end of a compressed file cut short (a cut last line is bad JSON)."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"input file {path} does not exist")
     opener = gzip.open if path.suffix == ".gz" else open
+    number = 0
     with opener(path, "rb") as f:
-        for number, raw in enumerate(f, start=1):
+        lines = iter(f)
+        while True:
+            try:
+                raw = next(lines)
+            except StopIteration:
+                return
+            except (EOFError, OSError, zlib.error) as exc:  # a compressed file cut short
+                yield Failure(number + 1, None, f"file ends early: {exc}", "read")
+                return
+            number += 1
             if not raw.strip():
                 continue
             try:

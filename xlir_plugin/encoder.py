@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -50,6 +51,8 @@ class OnnxEncoder:
         overlapping windows of max_length tokens, embed each, average, renormalise) or "error".
     window_stride: tokens shared by consecutive windows (default max_length // 8).
     verify: check the sha256 of model.onnx against the manifest (on by default).
+    Threads may share one encoder: the onnxruntime session and the tokenizer are read-only
+    after loading, and `last_truncated` is kept per thread.
     """
 
     def __init__(
@@ -97,8 +100,7 @@ class OnnxEncoder:
         if not 0 <= stride < self.max_length - 2:
             raise InputError(f"window_stride must be in [0, {self.max_length - 3}], got {stride}")
         self.window_stride = stride
-        #: texts truncated by the last encode call (0 in window mode)
-        self.last_truncated = 0
+        self._local = threading.local()  # per-thread state: the encoder is shared
 
         options = ort.SessionOptions()
         options.intra_op_num_threads = self.threads
@@ -134,6 +136,15 @@ class OnnxEncoder:
     @property
     def model_name(self) -> str:
         return self.manifest.model_name
+
+    @property
+    def last_truncated(self) -> int:
+        """Texts truncated by this thread's last `encode` call (safe when threads share us)."""
+        return getattr(self._local, "truncated", 0)
+
+    @last_truncated.setter
+    def last_truncated(self, value: int) -> None:
+        self._local.truncated = value
 
     def encode_queries(self, texts: Sequence[str], *, warn: bool = True) -> np.ndarray:
         """Embed search queries (manifest's query prefix); float32 (n, dim)."""

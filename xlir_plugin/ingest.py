@@ -2,9 +2,11 @@
 
 `ingest(es, index, encoder, source)` reads documents (`documents.py`), embeds those without
 an `embedding` in a background thread while bulk requests are in flight, retries bulk items
-rejected with 429/5xx with backoff, and accounts for every document in an `IngestReport`
-(`ingest_report.py`): a document Elasticsearch finally rejected is a `Failure` with its line
-number and reason, counted and written to the failures file when one is given.
+rejected with 429/5xx with backoff (`bulk.py`, retries counted), and accounts for every
+document in an `IngestReport` (`ingest_report.py`): a document Elasticsearch finally rejected
+is a `Failure` with its line number and reason, counted and written to the failures file.
+A re-run (e.g. after the cluster went away) skips documents already indexed with the same
+source: one `mget` of ids per batch, before encoding, when the index held documents.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from elasticsearch import Elasticsearch, helpers
+from elasticsearch import Elasticsearch
 from elasticsearch import TransportError as EsTransportError
 
+from .bulk import RETRY_ON_STATUS, Backoff, chunks, send
 from .documents import Doc, Failure, InvalidDocument, count_documents, iter_documents, prepare
 from .index import check_index, ensure_index, index_meta
 from .ingest_report import IngestAborted, IngestReport, Ledger
@@ -30,7 +33,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-RETRY_ON_STATUS = (429, 502, 503, 504)
+Entry = tuple[int | None, str, dict[str, Any], "list[float] | None"]
+
+
+def _unchanged(es: Elasticsearch, index: str, entries: list[Entry]) -> set[str]:
+    """Ids among `entries` already indexed with the same source: nothing to encode or send."""
+    response = es.mget(index=index, ids=[e[1] for e in entries], source_excludes=[VECTOR_FIELD])
+    stored = {d["_id"]: d.get("_source") for d in response["docs"] if d.get("found")}
+    return {_id for _, _id, body, _ in entries if _id in stored and stored[_id] == body}
 
 
 def _actions(
@@ -40,16 +50,25 @@ def _actions(
     dims: int,
     batch_size: int,
     ledger: Ledger,
+    skip: Callable[[list[Entry]], set[str]] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """Validate, embed in batches of `batch_size`, and yield bulk actions."""
-    batch: list[tuple[int | None, str, dict[str, Any], list[float] | None]] = []
+    """Validate, embed in batches of `batch_size`, and yield bulk actions; `skip` names the
+    documents (of those to be encoded) that are already indexed unchanged."""
+    batch: list[Entry] = []
 
     def flush() -> Iterator[dict[str, Any]]:
+        if skip is not None:
+            done = skip([e for e in batch if e[3] is None])
+            if done:
+                batch[:] = [e for e in batch if e[3] is not None or e[1] not in done]
+                ledger.skipped(len(done))
         texts = [body["text"] for _, _, body, vector in batch if vector is None]
         if texts:
+            started = time.perf_counter()
             vectors = iter(encoder.encode_passages(texts, warn=False).tolist())
             with ledger.lock:
                 ledger.report.truncated += encoder.last_truncated
+                ledger.report.encode_seconds += time.perf_counter() - started
         for line, _id, body, vector in batch:
             body[VECTOR_FIELD] = vector if vector is not None else next(vectors)
             ledger.sent(_id, line)
@@ -138,6 +157,7 @@ def ingest(
     max_retries: int = 5,
     initial_backoff: float = 1.0,
     max_backoff: float = 30.0,
+    skip_unchanged: bool = True,
 ) -> IngestReport:
     """Embed and index `source` into `index`; return counts, failures and throughput.
 
@@ -148,7 +168,11 @@ def ingest(
     pipeline: Elasticsearch ingest pipeline applied by bulk (`pipeline=`).
     failures_path: JSONL file receiving every failure (line, id, reason, stage, status).
     Retries: bulk items rejected with 429/502/503/504 are retried up to `max_retries` times
-    with exponential backoff from `initial_backoff` seconds.
+    with exponential backoff from `initial_backoff` seconds (`report.retries` counts them).
+    skip_unchanged: when the index already holds documents, those to be encoded are first
+    looked up by id, and any stored with the same source is skipped (`report.skipped`):
+    a re-run after a failure resumes without encoding again. False re-indexes everything;
+    so does a `pipeline` (what it stores is its own output, and it runs again on every write).
     """
     started = time.perf_counter()
     if encoder is not None:
@@ -173,25 +197,21 @@ def ingest(
         smoothing=0.1,
     )
     ledger = Ledger(report, failures_path, bar)
-    extra = {"pipeline": pipeline} if pipeline else {}
+    skip = None
+    if skip_unchanged and encoder is not None and not pipeline and es.count(index=index)["count"]:
+
+        def skip(entries: list[Entry]) -> set[str]:
+            return _unchanged(es, index, entries) if entries else set()
+
     actions = _in_background(
-        _actions(iter_documents(source), index, encoder, dims, batch_size, ledger),
+        _actions(iter_documents(source), index, encoder, dims, batch_size, ledger, skip),
         depth=max(chunk_size, batch_size) * 2,
     )
+    backoff = Backoff(max_retries, initial_backoff, max_backoff)
     try:
-        for ok, item in helpers.streaming_bulk(
-            es,
-            actions,
-            chunk_size=chunk_size,
-            raise_on_error=False,
-            raise_on_exception=False,
-            max_retries=max_retries,
-            initial_backoff=initial_backoff,
-            max_backoff=max_backoff,
-            retry_on_status=RETRY_ON_STATUS,
-            **extra,
-        ):
-            ledger.answered(ok, item)
+        for chunk in chunks(actions, chunk_size):
+            for ok, item in send(es, chunk, backoff, pipeline=pipeline, on_retry=ledger.retried):
+                ledger.answered(ok, item)
         if ledger.pending:  # every sent document must have an answer
             ledger.abandon("no answer from bulk")
         if refresh:
@@ -202,9 +222,12 @@ def ingest(
         ledger.close()
         bar.close()
         raise IngestAborted(
-            f"lost Elasticsearch while indexing into {index!r} ({exc}); "
-            f"{report.indexed} indexed, {report.failed} failed before stopping"
-            + (f" (see {report.failures_path})" if report.failures_path else ""),
+            f"lost Elasticsearch while indexing into {index!r} ({exc}); before stopping: "
+            f"read {report.read}, indexed {report.indexed}, skipped {report.skipped}, "
+            f"failed {report.failed}"
+            + (f" (see {report.failures_path})" if report.failures_path else "")
+            + ". Run the same command again once the cluster is back: documents already "
+            "indexed are skipped and none is indexed twice",
             report,
         ) from exc
     finally:
@@ -221,4 +244,4 @@ def ingest(
     return report
 
 
-__all__ = ["IngestAborted", "IngestReport", "ingest"]
+__all__ = ["RETRY_ON_STATUS", "IngestAborted", "IngestReport", "ingest"]

@@ -27,7 +27,11 @@ class IngestReport:
     created: int = 0
     updated: int = 0
     failed: int = 0
+    skipped: int = 0  # already indexed with the same source: not encoded, not sent
+    retries: int = 0  # documents sent again after a 429/502/503/504
+    retry_wait_seconds: float = 0.0  # time spent backing off before those retries
     truncated: int = 0
+    encode_seconds: float = 0.0
     seconds: float = 0.0
     failures: list[Failure] = field(default_factory=list)
     failures_path: str | None = None
@@ -39,7 +43,8 @@ class IngestReport:
     def as_dict(self) -> dict[str, Any]:
         data = {k: v for k, v in asdict(self).items() if k != "failures"}
         data["docs_per_s"] = round(self.docs_per_s, 1)
-        data["seconds"] = round(self.seconds, 3)
+        for key in ("seconds", "encode_seconds", "retry_wait_seconds"):
+            data[key] = round(data[key], 3)
         return data
 
     def summary(self) -> str:
@@ -48,6 +53,13 @@ class IngestReport:
             f"({self.created} new, {self.updated} updated), failed {self.failed}, "
             f"{self.seconds:.1f}s, {self.docs_per_s:.0f} docs/s"
         )
+        if self.skipped:
+            text += f", {self.skipped} skipped (already indexed, unchanged)"
+        if self.retries:
+            text += (
+                f", {self.retries} retried after the cluster pushed back "
+                f"({self.retry_wait_seconds:.1f}s of backoff)"
+            )
         if self.truncated:
             text += f", {self.truncated} truncated to the model's max length"
         if self.failed and self.failures_path:
@@ -92,6 +104,16 @@ class Ledger:
                 self.file.write(failure.to_json() + "\n")
                 self.file.flush()
             self.bar.update(1)
+
+    def skipped(self, n: int) -> None:
+        with self.lock:
+            self.report.skipped += n
+            self.bar.update(n)
+
+    def retried(self, documents: int, seconds: float) -> None:
+        with self.lock:
+            self.report.retries += documents
+            self.report.retry_wait_seconds += seconds
 
     def sent(self, _id: str, line: int | None) -> None:
         with self.lock:
