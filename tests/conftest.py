@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -48,3 +49,32 @@ def xquad_dir() -> Path:
     path = data_dir() / "xquad-r"
     assert path.is_dir(), f"XQuAD-R not found at {path}: set XLIR_DATA to the shared data dir"
     return path
+
+
+#: a write pool of one thread and a queue of one: concurrent shard writes meet 429s
+TINY_WRITE_POOL = {"thread_pool.write.size": "1", "thread_pool.write.queue_size": "1"}
+
+
+@dataclass
+class SpareNode:
+    """A node of the tests' own that they may kill and restart (never the session's `es`)."""
+
+    info: node.NodeInfo
+
+    def settings(self, **overrides) -> EsSettings:
+        found = {
+            "url": self.info.url,
+            "user": self.info.user,
+            "password": self.info.password,
+            "ca_certs": self.info.ca_certs,
+        }
+        return EsSettings(**(found | overrides))
+
+
+@pytest.fixture(scope="session")
+def spare_node() -> Iterator[SpareNode]:
+    """A second local node serving HTTPS (a CA made by the project) with a tiny write pool,
+    for the fault, backpressure and TLS tests; started on first use, stopped at the end."""
+    spare = SpareNode(node.start(heap="512m", tls=True, settings=TINY_WRITE_POOL))
+    yield spare
+    node.stop(spare.info)
