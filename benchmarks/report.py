@@ -29,6 +29,12 @@ FIGURES = (
     ("p50_ms", "p50 (ms)"),
     ("p95_ms", "p95 (ms)"),
     ("p99_ms", "p99 (ms)"),
+    ("searches_per_s", "searches/s"),
+    ("errors", "errors"),
+    ("ingest_docs_per_s", "ingest beside (docs/s)"),
+    ("input_mb", "input (MiB)"),
+    ("rss_2nd_quarter_peak_mb", "RSS 2nd quarter (MB)"),
+    ("rss_2nd_half_peak_mb", "RSS 2nd half (MB)"),
     ("peak_rss_mb", "peak RSS (MB)"),
     ("rss_after_load_mb", "RSS after load (MB)"),
     ("load_s", "load (s)"),
@@ -192,8 +198,15 @@ def slower(groups: dict[str, list[dict]]) -> list[str]:
     return ["", "## Where XLIR is behind a baseline", "", *(found or ["- nowhere in this run"])]
 
 
-def render(data: dict) -> str:
+def render(data: dict, tables_only: bool = False) -> str:
+    """The whole report; `tables_only`: the group tables alone (a run of some groups, to add
+    to an existing report)."""
     groups = group_rows(data)
+    if tables_only:
+        lines = [f"Run: {data.get('datetime', '?')[:19]} UTC"]
+        for group, rows in groups.items():
+            lines += table(group, rows)
+        return "\n".join(lines) + "\n"
     lines = header(data) + summary(groups)
     for group, rows in groups.items():
         lines += table(group, rows)
@@ -206,11 +219,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("path", nargs="?", help="pytest-benchmark JSON (--benchmark-json)")
     parser.add_argument("--json", dest="json_path", help="same as the positional path")
     parser.add_argument("--out", help="write the report here instead of stdout")
+    parser.add_argument(
+        "--tables-only", action="store_true", help="only the group tables (to append a partial run)"
+    )
     args = parser.parse_args(argv)
     source = args.json_path or args.path
     if not source:
         parser.error("give the pytest-benchmark JSON file")
-    text = render(json.loads(Path(source).read_text()))
+    text = render(json.loads(Path(source).read_text()), args.tables_only)
     if args.out:
         Path(args.out).write_text(text)
     else:
