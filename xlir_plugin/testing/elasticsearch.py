@@ -202,6 +202,9 @@ def start(
     """
     home = install(version)
     java_home = find_java_home()
+    from .es_plugin import ensure_plugin  # the in-engine plugin (es-plugin/), when built
+
+    ensure_plugin(home, java_home)
     # never starts with '-', so `--es-password PW` parses
     password = password or secrets.token_hex(16)
     workdir = _prepare_workdir(home, java_home, password)

@@ -1,0 +1,115 @@
+"""The in-engine plugin (es-plugin/, built by scripts/setup.sh) installed into the local node.
+
+`ensure_plugin(home, java_home)` runs `bin/elasticsearch-plugin install` once per plugin
+build: the zip's sha256 is kept in `<home>/.xlir-plugin.sha256` (outside `plugins/`, which
+Elasticsearch reads), so a new build is reinstalled (remove, then install) and an unchanged
+one costs a hash. Several processes may start nodes from the same home: a file lock keeps one
+installer at a time. Models live in `<config>/xlir/models/<name>/`; `_prepare_workdir` copies
+the home's `config/` into each node, so a model installed into the home reaches every node
+started later (`xlir es install-model` also copies it into the running ones).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import logging
+import os
+import subprocess
+import zipfile
+from pathlib import Path
+
+from ..errors import XlirError
+
+PLUGIN_NAME = "xlir"
+MARKER = ".xlir-plugin.sha256"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+log = logging.getLogger(__name__)
+
+
+class PluginError(XlirError):
+    """The plugin could not be installed into the local Elasticsearch."""
+
+
+def plugin_zip() -> Path | None:
+    """The plugin zip: `XLIR_ES_PLUGIN_ZIP`, else the newest build in es-plugin/target/."""
+    env = os.environ.get("XLIR_ES_PLUGIN_ZIP")
+    if env:
+        if not Path(env).is_file():
+            raise PluginError(f"XLIR_ES_PLUGIN_ZIP={env} does not exist")
+        return Path(env)
+    built = sorted(
+        (REPO_ROOT / "es-plugin" / "target").glob("xlir-es-plugin-*.zip"),
+        key=lambda p: p.stat().st_mtime,
+    )
+    return built[-1] if built else None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _installed_matches(home: Path, zip_path: Path) -> bool:
+    """The installed plugin's files are those of `zip_path` (an install without our marker)."""
+    installed = home / "plugins" / PLUGIN_NAME
+    with zipfile.ZipFile(zip_path) as archive:
+        for info in archive.infolist():
+            if info.is_dir():
+                continue
+            path = installed / info.filename
+            if not path.is_file() or path.stat().st_size != info.file_size:
+                return False
+        return all(
+            path.read_bytes() == archive.read(path.relative_to(installed).as_posix())
+            for path in installed.iterdir()
+            if path.suffix != ".jar"  # the jar's size was compared; it is 30 MB
+        )
+
+
+def ensure_plugin(home: Path, java_home: Path, zip_path: Path | None = None) -> str | None:
+    """Install (or upgrade) the plugin into `home`; return the zip's sha256, or None (and a
+    warning) when no zip was built: the node then starts without the in-engine path."""
+    zip_path = zip_path or plugin_zip()
+    if zip_path is None:
+        log.warning(
+            "no es-plugin build in %s: nodes start without the in-engine path "
+            "(build it with `bash scripts/setup.sh`)",
+            REPO_ROOT / "es-plugin" / "target",
+        )
+        return None
+    sha = _sha256(zip_path)
+    marker = home / MARKER
+    if marker.is_file() and marker.read_text().strip() == sha:
+        return sha
+    with open(home / ".xlir-plugin.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.is_file() and marker.read_text().strip() == sha:
+            return sha  # another process installed it while we waited
+        installed = (home / "plugins" / PLUGIN_NAME).is_dir()
+        if installed and not marker.is_file() and _installed_matches(home, zip_path):
+            marker.write_text(sha + "\n")
+            return sha
+        env = dict(os.environ, ES_JAVA_HOME=str(java_home))
+        tool = str(home / "bin" / "elasticsearch-plugin")
+        if installed:
+            _run([tool, "remove", PLUGIN_NAME], env, "remove the old xlir plugin")
+        _run(
+            [tool, "install", "--batch", zip_path.resolve().as_uri()],
+            env,
+            f"install the xlir plugin from {zip_path}",
+        )
+        marker.write_text(sha + "\n")
+        marker.chmod(0o644)
+    return sha
+
+
+def _run(cmd: list[str], env: dict[str, str], what: str) -> None:
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        output = (result.stderr or result.stdout).strip().splitlines()
+        raise PluginError(f"cannot {what}: {output[-1] if output else result.returncode}")
