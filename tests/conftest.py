@@ -75,6 +75,10 @@ class SpareNode:
 def spare_node() -> Iterator[SpareNode]:
     """A second local node serving HTTPS (a CA made by the project) with a tiny write pool,
     for the fault, backpressure and TLS tests; started on first use, stopped at the end."""
+    reuse = os.environ.get("XLIR_SPARE_NODE")  # node.json of a running node: used, kept
+    if reuse:
+        yield SpareNode(node.NodeInfo.load(Path(reuse)))
+        return
     spare = SpareNode(node.start(heap="512m", tls=True, settings=TINY_WRITE_POOL))
     yield spare
     node.stop(spare.info)
