@@ -54,19 +54,21 @@ def build_onnx_model(
     query_prefix: str = "query: ",
     passage_prefix: str = "passage: ",
     source_model: str = "synthetic/bag-of-words",
+    tokenizer=None,
 ) -> np.ndarray:
     """Write model.onnx, tokenizer.json, xlir.json into `path`; return the embedding matrix.
 
     With pooling_in_graph the output is `sentence_embedding` (batch, dim), mean pooled and,
     when `normalize`, L2 normalised; otherwise it is `last_hidden_state` (batch, seq, dim)
     and the graph also takes `token_type_ids` (whose embedding row 0 is zero).
+    tokenizer: a `tokenizers.Tokenizer` to use instead of the word-level one built from `words`.
     """
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
-    tok = build_tokenizer(words)
+    tok = tokenizer or build_tokenizer(words)
     tok.save(str(path / "tokenizer.json"))
     vocab_size = tok.get_vocab_size()
     rng = np.random.default_rng(seed)

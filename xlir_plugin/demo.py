@@ -1,7 +1,10 @@
 """The main job: index the XQuAD-R multilingual pool and answer questions across languages.
 
 Every step is the product's real path: the default int8 ONNX model, `ingest` into a
-model-stamped index, and cross-lingual kNN `search` with a language pre-filter.
+model-stamped index, and cross-lingual kNN `search` with a language pre-filter. `model` is an
+`OnnxEncoder` (the client-side path) or an `EngineModel`: the model installed in
+Elasticsearch, which then embeds the passages (ingest pipeline) and the questions (query
+vector builder) itself, and Python sends text only.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import numpy as np
 from elasticsearch import Elasticsearch
 
 from .encoder import OnnxEncoder
+from .engine import EngineModel, engine_ingest, engine_search
 from .errors import ModelMismatch
 from .index import check_index, delete_index, index_exists
 from .ingest import ingest
@@ -79,7 +83,10 @@ class DemoResult:
         }
 
 
-def prepare_index(es: Elasticsearch, index: str, encoder: OnnxEncoder, expected_docs: int) -> bool:
+Model = OnnxEncoder | EngineModel
+
+
+def prepare_index(es: Elasticsearch, index: str, encoder: Model, expected_docs: int) -> bool:
     """True when `index` already holds the full pool for this model and can be reused.
 
     An index built for another model (or half built) is rebuilt: it is the demo's own.
@@ -97,21 +104,26 @@ def prepare_index(es: Elasticsearch, index: str, encoder: OnnxEncoder, expected_
 def ask(
     es: Elasticsearch,
     index: str,
-    encoder: OnnxEncoder,
+    encoder: Model,
     text: str,
     lang: str,
     targets: Sequence[str],
     k: int = 10,
 ) -> tuple[list[Hit], float]:
-    """One cross-lingual query, timed end to end (encode + search)."""
+    """One cross-lingual query, timed end to end (encode + search; in the engine: both)."""
     start = time.perf_counter()
-    hits = search(es, index, encoder, text, mode="cross", lang=lang, targets=list(targets), k=k)
+    if isinstance(encoder, EngineModel):
+        hits = engine_search(
+            es, index, encoder, text, "cross", lang, list(targets), k=k, check=False
+        )
+    else:
+        hits = search(es, index, encoder, text, mode="cross", lang=lang, targets=list(targets), k=k)
     return hits, time.perf_counter() - start
 
 
 def run_pool_demo(
     es: Elasticsearch,
-    encoder: OnnxEncoder,
+    encoder: Model,
     data_dir: Path,
     index: str = DEMO_INDEX,
     latency_queries: int = 100,
@@ -123,7 +135,10 @@ def run_pool_demo(
     docs = [{"id": c.id, "lang": c.lang, "text": c.text} for c in data.candidates]
     report = None
     if not prepare_index(es, index, encoder, len(docs)):
-        report = ingest(es, index, encoder, docs)
+        if isinstance(encoder, EngineModel):
+            report = engine_ingest(es, index, encoder, docs)
+        else:
+            report = ingest(es, index, encoder, docs)
     result = DemoResult(report=report, documents=es.count(index=index)["count"])
 
     question_ids = sorted(data.questions_by_id)

@@ -51,9 +51,11 @@ def _actions(
     batch_size: int,
     ledger: Ledger,
     skip: Callable[[list[Entry]], set[str]] | None = None,
+    in_engine: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """Validate, embed in batches of `batch_size`, and yield bulk actions; `skip` names the
-    documents (of those to be encoded) that are already indexed unchanged."""
+    documents (of those to be encoded) that are already indexed unchanged; `in_engine`: send
+    documents without a vector as they are (the index's pipeline embeds them)."""
     batch: list[Entry] = []
 
     def flush() -> Iterator[dict[str, Any]]:
@@ -63,14 +65,15 @@ def _actions(
                 batch[:] = [e for e in batch if e[3] is not None or e[1] not in done]
                 ledger.skipped(len(done))
         texts = [body["text"] for _, _, body, vector in batch if vector is None]
-        if texts:
+        if texts and not in_engine:
             started = time.perf_counter()
             vectors = iter(encoder.encode_passages(texts, warn=False).tolist())
             with ledger.lock:
                 ledger.report.truncated += encoder.last_truncated
                 ledger.report.encode_seconds += time.perf_counter() - started
         for line, _id, body, vector in batch:
-            body[VECTOR_FIELD] = vector if vector is not None else next(vectors)
+            if vector is not None or not in_engine:
+                body[VECTOR_FIELD] = vector if vector is not None else next(vectors)
             ledger.sent(_id, line)
             yield {"_op_type": "index", "_index": index, "_id": _id, "_source": body}
         batch.clear()
@@ -86,7 +89,7 @@ def _actions(
             given = record.source.get("id") if isinstance(record.source, dict) else None
             ledger.fail(Failure(record.line, None if given is None else str(given), str(exc)))
             continue
-        if vector is None and encoder is None:
+        if vector is None and encoder is None and not in_engine:
             ledger.fail(
                 Failure(record.line, _id, f"no `{VECTOR_FIELD}` and no encoder to compute one")
             )
@@ -158,6 +161,7 @@ def ingest(
     initial_backoff: float = 1.0,
     max_backoff: float = 30.0,
     skip_unchanged: bool = True,
+    in_engine: bool = False,
 ) -> IngestReport:
     """Embed and index `source` into `index`; return counts, failures and throughput.
 
@@ -173,6 +177,8 @@ def ingest(
     looked up by id, and any stored with the same source is skipped (`report.skipped`):
     a re-run after a failure resumes without encoding again. False re-indexes everything;
     so does a `pipeline` (what it stores is its own output, and it runs again on every write).
+    in_engine: documents without an `embedding` are sent as they are, for the index's
+    `xlir_embed` pipeline to embed inside Elasticsearch (`engine.engine_ingest`).
     """
     started = time.perf_counter()
     if encoder is not None:
@@ -204,7 +210,7 @@ def ingest(
             return _unchanged(es, index, entries) if entries else set()
 
     actions = _in_background(
-        _actions(iter_documents(source), index, encoder, dims, batch_size, ledger, skip),
+        _actions(iter_documents(source), index, encoder, dims, batch_size, ledger, skip, in_engine),
         depth=max(chunk_size, batch_size) * 2,
     )
     backoff = Backoff(max_retries, initial_backoff, max_backoff)

@@ -36,6 +36,11 @@ def register(verbs: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--hits", type=int, default=3, help="hits shown per question")
     parser.add_argument(
+        "--client-side",
+        action="store_true",
+        help="embed in Python and send vectors (default: in Elasticsearch, the xlir plugin)",
+    )
+    parser.add_argument(
         "--json", action="store_true", help="print the outcome as one JSON object on stdout"
     )
     add_es_flags(parser)
@@ -56,7 +61,10 @@ def connect_or_start(args: argparse.Namespace, say: TextIO):
                 f"started Elasticsearch {info.version} at {info.url} in {time.perf_counter() - start:.0f}s",
                 file=say,
             )
-        settings = EsSettings(url=info.url, user=info.user, password=info.password)
+        settings = EsSettings(
+            url=info.url, user=info.user, password=info.password, ca_certs=info.ca_certs
+        )
+    args.settings = settings  # for `xlir es install-model` (in-engine)
     return connect(settings), public_url(settings.url)
 
 
@@ -69,9 +77,21 @@ def run(args: argparse.Namespace) -> int:
     es, url = connect_or_start(args, say)
     print(f"Elasticsearch: {url}", file=say)
     start = time.perf_counter()
-    encoder = OnnxEncoder(resolve_served_model(args.model))
+    encoder = None
+    if not args.client_side:
+        from ..engine import PluginMissing
+        from ..engine_install import ensure_installed
+
+        try:
+            encoder = ensure_installed(es, args.settings, args.model)
+        except PluginMissing:
+            print(f"no xlir plugin on {url}: embedding in Python (--client-side)", file=say)
+            args.client_side = True
+    if encoder is None:
+        encoder = OnnxEncoder(resolve_served_model(args.model))
+    where = "client side" if args.client_side else f"in Elasticsearch as {encoder.name!r}"
     print(
-        f"model: {encoder.model_name} ({encoder.dim} dims), ready in {time.perf_counter() - start:.0f}s",
+        f"model: {encoder.model_name} ({encoder.dim} dims, {where}), ready in {time.perf_counter() - start:.0f}s",
         file=say,
     )
     if args.input:
@@ -116,17 +136,21 @@ def run_pool(es, encoder, args: argparse.Namespace, url: str) -> int:
 
 
 def run_custom(es, encoder, args: argparse.Namespace, url: str) -> int:
+    from ..engine import EngineModel, engine_ingest, engine_search
     from ..ingest import ingest
     from ..search import search
     from .search import format_hits
 
     index = args.index or "xlir-demo-custom"
     failures = args.input.with_name(args.input.name + ".failures.jsonl")
-    report = ingest(es, index, encoder, args.input, failures_path=failures)
+    in_engine = isinstance(encoder, EngineModel)
+    report = (engine_ingest if in_engine else ingest)(
+        es, index, encoder, args.input, failures_path=failures
+    )
     mode = "cross" if args.targets else "multilingual"
     answers = [
-        (query, search(es, index, encoder, query, mode=mode, lang=args.lang,
-                       targets=args.targets, k=args.hits))
+        (query, (engine_search if in_engine else search)(
+            es, index, encoder, query, mode=mode, lang=args.lang, targets=args.targets, k=args.hits))
         for query in args.query
     ]  # fmt: skip
     if args.json:

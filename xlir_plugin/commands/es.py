@@ -38,6 +38,9 @@ def register(verbs: argparse._SubParsersAction) -> None:
     status.set_defaults(handler=run_status)
     env = actions.add_parser("env", help="print shell exports that point clients at the node")
     env.set_defaults(handler=run_env)
+    from .es_model import register_install_model
+
+    register_install_model(actions)
 
 
 def running_node() -> node.NodeInfo | None:

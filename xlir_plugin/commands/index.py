@@ -32,29 +32,52 @@ def register(verbs: argparse._SubParsersAction) -> None:
         "--failures", type=Path, help="failures file (default: <input>.failures.jsonl)"
     )
     parser.add_argument("--threads", type=int, help="onnxruntime threads (default: all cores)")
+    parser.add_argument(
+        "--in-engine",
+        action="store_true",
+        help="embed inside Elasticsearch (the xlir plugin): --model names the installed model "
+        "(a dir or `default` is installed first); no encoding here",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     add_es_flags(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..encoder import OnnxEncoder
     from ..index import parse_index_options
-    from ..ingest import ingest
-    from ..models import resolve_served_model
 
     es = es_from_args(args)
-    encoder = OnnxEncoder(resolve_served_model(args.model), threads=args.threads)
     failures = args.failures or args.input.with_name(args.input.name + ".failures.jsonl")
-    report = ingest(
-        es,
-        args.index,
-        encoder,
-        args.input,
-        batch_size=args.batch_size,
-        pipeline=args.pipeline,
-        failures_path=failures,
-        index_options=parse_index_options(args.index_options),
-    )
+    options = parse_index_options(args.index_options)
+    if args.in_engine:
+        report = run_in_engine(es, args, failures, options)
+    else:
+        from ..encoder import OnnxEncoder
+        from ..ingest import ingest
+        from ..models import resolve_served_model
+
+        encoder = OnnxEncoder(resolve_served_model(args.model), threads=args.threads)
+        report = ingest(
+            es,
+            args.index,
+            encoder,
+            args.input,
+            batch_size=args.batch_size,
+            pipeline=args.pipeline,
+            failures_path=failures,
+            index_options=options,
+        )
     print(json.dumps(report.as_dict()) if args.json else report.summary())
     return 1 if report.failed else 0
+
+
+def run_in_engine(es, args: argparse.Namespace, failures: Path, options):
+    """Raw JSONL through the index's `xlir-<model>` default pipeline (the plugin embeds)."""
+    from ..engine import engine_ingest
+    from .es_model import installed_model
+
+    why = "the index's default pipeline xlir-<model> embeds the documents"
+    model = installed_model(es, args, pipeline=why)
+    return engine_ingest(
+        es, args.index, model, args.input, failures_path=failures, index_options=options
+    )

@@ -30,37 +30,50 @@ def register(verbs: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--rescore", type=float, help="oversample factor for exact rescoring")
     parser.add_argument("--hybrid", action="store_true", help="fuse BM25 and kNN with RRF")
+    parser.add_argument(
+        "--in-engine",
+        action="store_true",
+        help="send the text only: Elasticsearch embeds it (the xlir plugin); --model names the "
+        "installed model",
+    )
     parser.add_argument("--json", action="store_true", help="print hits as JSON lines")
     add_es_flags(parser)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..encoder import OnnxEncoder
-    from ..models import resolve_served_model
-    from ..search import search
-
     es = es_from_args(args)
-    encoder = OnnxEncoder(resolve_served_model(args.model))
-    hits = search(
-        es,
-        args.index,
-        encoder,
-        args.query,
-        mode=args.mode,
-        lang=args.lang,
-        targets=args.targets,
-        k=args.k,
-        num_candidates=args.num_candidates,
-        rescore=args.rescore,
-        hybrid=args.hybrid,
-    )
+    hits = run_in_engine(es, args) if args.in_engine else run_client_side(es, args)
     if args.json:
         for hit in hits:
             print(json.dumps(hit.as_dict(), ensure_ascii=False))
     else:
         print(format_hits(hits))
     return 0
+
+
+def query_options(args: argparse.Namespace) -> dict:
+    """What both paths take from the flags besides the index and the query."""
+    names = ("mode", "lang", "targets", "k", "num_candidates", "rescore")
+    return {name: getattr(args, name) for name in names}
+
+
+def run_in_engine(es, args: argparse.Namespace) -> list:
+    from ..engine import engine_search
+    from .es_model import installed_model
+
+    model = installed_model(es, args, hybrid="it fuses in Python, with the query vector here")
+    return engine_search(es, args.index, model, args.query, **query_options(args))
+
+
+def run_client_side(es, args: argparse.Namespace) -> list:
+    from ..encoder import OnnxEncoder
+    from ..models import resolve_served_model
+    from ..search import search
+
+    encoder = OnnxEncoder(resolve_served_model(args.model))
+    options = query_options(args) | {"hybrid": args.hybrid}
+    return search(es, args.index, encoder, args.query, **options)
 
 
 def format_hits(hits: list, width: int | None = None) -> str:

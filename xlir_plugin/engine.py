@@ -1,0 +1,239 @@
+"""The in-engine path: the `xlir` Elasticsearch plugin (es-plugin/) embeds documents and queries.
+
+Python sends text only. An index gets an ingest pipeline `xlir-<model>` with the `xlir_embed`
+processor as its `index.default_pipeline`, so raw documents are embedded inside the node;
+a search sends `query_vector_builder: {"xlir": {"model", "text"}}` in its kNN clause. The
+model is the one installed on the nodes under a name (`engine_install.py`); `GET _xlir/models`
+describes it, so the index gets the same `_meta.xlir` stamp as with the Python encoder and
+either path may search it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from elasticsearch import ApiError, Elasticsearch
+
+from .errors import InputError, XlirError
+from .index import cached_meta, ensure_index
+from .manifest import EncoderSettings, Manifest
+from .schema import VECTOR_FIELD, check_meta
+
+PROCESSOR = "xlir_embed"
+BUILDER = "xlir"
+TRUNCATED_FIELD = f"{VECTOR_FIELD}_truncated"
+ENGINE_MAPPINGS = {TRUNCATED_FIELD: {"type": "boolean"}}
+
+
+class EngineError(XlirError):
+    """The plugin is missing, or refused a request; the message says what to do."""
+
+
+class PluginMissing(EngineError):
+    """The cluster has no `xlir` plugin (no `_xlir` endpoints)."""
+
+
+class ModelNotInstalled(EngineError):
+    """No model of that name in the nodes' models directory."""
+
+
+def call(
+    es: Elasticsearch,
+    method: str,
+    path: str,
+    body: Any = None,
+    params: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A plugin endpoint; an HTTP error becomes an EngineError in the plugin's own words."""
+    headers = {"accept": "application/json"}
+    if body is not None:
+        headers["content-type"] = "application/json"
+    try:
+        return es.perform_request(method, path, params=params, headers=headers, body=body).body
+    except ApiError as exc:
+        reason = error_reason(exc)
+        if "no handler found" in reason or exc.status_code == 400 and "_xlir" in reason:
+            raise PluginMissing(
+                "the xlir plugin is not installed on this cluster: start the node with "
+                "`xlir es start` after `bash scripts/setup.sh` (which builds it), or use the "
+                "client-side path (leave out --in-engine)"
+            ) from None
+        raise EngineError(f"{method} {path} failed: {reason}") from None
+
+
+def error_reason(exc: ApiError) -> str:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error") or exc.message
+    if isinstance(error, dict):
+        causes = error.get("root_cause") or []
+        reason = error.get("reason") or (causes[0].get("reason") if causes else None)
+        return str(reason or error.get("type"))
+    return str(error)
+
+
+@dataclass
+class EngineModel:
+    """A model installed on the cluster's nodes, as `GET _xlir/models/<name>` describes it."""
+
+    name: str
+    entry: dict[str, Any]
+
+    @property
+    def manifest(self) -> Manifest:
+        e = self.entry
+        return Manifest(
+            source_model=e["source_model"],
+            dim=int(e["dims"]),
+            sha256=e["sha256"],
+            quantization=e.get("quantization", "none"),
+            encoder=EncoderSettings(
+                pooling=e.get("pooling", "mean"),
+                normalize=bool(e.get("normalize", True)),
+                query_prefix=e.get("query_prefix", ""),
+                passage_prefix=e.get("passage_prefix", ""),
+                max_length=int(e.get("max_length", 512)),
+            ),
+        )
+
+    @property
+    def model_name(self) -> str:
+        return str(self.entry.get("model") or self.manifest.model_name)
+
+    @property
+    def dim(self) -> int:
+        return int(self.entry["dims"])
+
+
+def models(es: Elasticsearch, index: str | None = None) -> dict[str, Any]:
+    """`GET _xlir/models`: every installed model, `models_dir`, the plugin's runtime versions."""
+    return call(es, "GET", "/_xlir/models", params={"index": index} if index else None)
+
+
+def engine_model(es: Elasticsearch, name: str) -> EngineModel:
+    """The model installed on the cluster under `name`, or an error saying how to install it."""
+    try:
+        listed = call(es, "GET", f"/_xlir/models/{name}")
+    except EngineError as exc:
+        if "is not installed" not in str(exc) and "invalid xlir model name" not in str(exc):
+            raise
+        raise ModelNotInstalled(
+            f"no model {name!r} is installed in Elasticsearch: install one with "
+            f"`xlir es install-model --model <exported dir|default> --name {name}`"
+        ) from None
+    entry = listed["models"][0]
+    if entry.get("error"):
+        raise EngineError(f"model {name!r} in Elasticsearch is not usable: {entry['error']}")
+    return EngineModel(name, entry)
+
+
+# -- ingest -------------------------------------------------------------------------------------
+
+
+def pipeline_id(model: str) -> str:
+    return f"xlir-{model}"
+
+
+def pipeline_processors(
+    model: str, field_map: dict[str, str] | None = None, input_type: str = "passage"
+) -> list[dict[str, Any]]:
+    """The pipeline's processors: `text` -> `embedding` with the model's passage prefix."""
+    options = {"model": model, "field_map": field_map or {"text": VECTOR_FIELD}}
+    return [{PROCESSOR: options | {"input_type": input_type}}]
+
+
+def put_pipeline(es: Elasticsearch, model: str) -> str:
+    """Create (or update) the pipeline `xlir-<model>`; return its id."""
+    pipeline = pipeline_id(model)
+    try:
+        es.ingest.put_pipeline(
+            id=pipeline,
+            description=f"xlir: embed `text` into `{VECTOR_FIELD}` with model {model}",
+            processors=pipeline_processors(model),
+        )
+    except ApiError as exc:
+        raise EngineError(
+            f"cannot create ingest pipeline {pipeline!r}: {error_reason(exc)}"
+        ) from None
+    return pipeline
+
+
+def ensure_engine_index(
+    es: Elasticsearch,
+    index: str,
+    model: EngineModel,
+    index_options: dict[str, Any] | str | None = None,
+) -> dict[str, Any]:
+    """An index stamped for the model whose `default_pipeline` embeds with it; return the stamp.
+
+    An existing index must have been made for the same model (ModelMismatch otherwise)."""
+    meta = ensure_index(es, index, model.manifest, index_options, extra_mappings=ENGINE_MAPPINGS)
+    es.indices.put_mapping(index=index, properties=ENGINE_MAPPINGS)
+    es.indices.put_settings(
+        index=index, settings={"index.default_pipeline": put_pipeline(es, model.name)}
+    )
+    return meta
+
+
+def engine_ingest(
+    es: Elasticsearch,
+    index: str,
+    model: EngineModel,
+    source: Any,
+    *,
+    index_options: dict[str, Any] | str | None = None,
+    **kwargs: Any,
+):
+    """Index raw documents (no vectors computed here) through the model's pipeline; the
+    report's `truncated` counts documents the engine marked as truncated."""
+    from .ingest import ingest
+
+    ensure_engine_index(es, index, model, index_options)
+    report = ingest(
+        es, index, None, source, pipeline=pipeline_id(model.name), in_engine=True, **kwargs
+    )
+    truncated = es.count(index=index, query={"term": {TRUNCATED_FIELD: True}})["count"]
+    report.truncated = int(truncated)
+    return report
+
+
+# -- search -------------------------------------------------------------------------------------
+
+
+def check_engine_index(es: Elasticsearch, index: str, model: EngineModel) -> dict[str, Any]:
+    """The index's stamp, when it was made for `model` (ModelMismatch naming both otherwise)."""
+    meta = cached_meta(es, index)
+    check_meta(index, meta, model.manifest)
+    return meta
+
+
+def engine_search(
+    es: Elasticsearch,
+    index: str,
+    model: EngineModel,
+    text: str,
+    mode: str = "multilingual",
+    lang: str | None = None,
+    targets: str | Sequence[str] | None = None,
+    k: int = 10,
+    *,
+    filter: dict[str, Any] | list[dict[str, Any]] | None = None,
+    check: bool = True,
+    **knn: Any,
+):
+    """kNN by text: the node embeds `text` (the model's query prefix) and searches `index`.
+
+    Same modes and filters as `search.search`; `knn`: `num_candidates`, `rescore`, `source`
+    as for `search.knn_body`. check=False skips the index stamp check (the caller did it)."""
+    from .search import _filters, _msearch, knn_body
+
+    if not isinstance(text, str) or not text.strip():
+        raise InputError("the query text is empty")
+    filters = _filters(mode, lang, targets, filter)
+    meta = check_engine_index(es, index, model) if check else cached_meta(es, index)
+    knn["index_type"] = (meta.get("index_options") or {}).get("type")
+    body = knn_body([], k, filters=filters, **knn)
+    del body["knn"]["query_vector"]
+    body["knn"]["query_vector_builder"] = {BUILDER: {"model": model.name, "text": text}}
+    return _msearch(es, index, [body])[0]
