@@ -110,8 +110,10 @@ class XquadR:
 
 @pytest.fixture(scope="session")
 def quick(request) -> bool:
-    """True under --benchmark-disable: each body runs once, so inputs shrink."""
-    return bool(request.config.getoption("benchmark_disable"))
+    """True under --benchmark-disable: each body runs once, so inputs shrink. XLIR_BENCH_QUICK=1
+    shrinks them while timing too (e.g. to time one group without encoding the whole pool)."""
+    forced = os.environ.get("XLIR_BENCH_QUICK") == "1"
+    return forced or bool(request.config.getoption("benchmark_disable"))
 
 
 @pytest.fixture(scope="session")
