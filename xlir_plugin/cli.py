@@ -24,6 +24,10 @@ def build_parser() -> argparse.ArgumentParser:
         register(verbs)
     for verb in verbs.choices.values():
         verb.set_defaults(flags=flags_of(verb))
+        for action in verb._actions:  # `xlir es install-model`: the action's own flags
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    sub.set_defaults(flags=flags_of(sub))
     return parser
 
 

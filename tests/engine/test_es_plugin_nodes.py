@@ -72,8 +72,12 @@ def test_es_plugin_cli_install_model_index_and_search_in_engine(
         assert main([*search, "--in-engine", "--hybrid", "--model", name, question]) == 2
         err = capsys.readouterr().err
         assert "--hybrid" in err and "--in-engine" in err, err
-        assert main(["es", "install-model", "--model", str(tmp_path), "--name", "x"]) == 2
-        assert "is not an exported model" in capsys.readouterr().err
+        broken = tmp_path / "broken"
+        broken.mkdir()
+        for file in ("model.onnx", "xlir.json"):
+            (broken / file).write_bytes((synthetic_export / file).read_bytes())
+        assert main(["es", "install-model", "--model", str(broken), "--name", "x"]) == 2
+        assert "tokenizer.json missing" in capsys.readouterr().err
         assert main(["es", "install-model", "--model", str(synthetic_export), "--name", ".x"]) == 2
         assert "--name .x" in capsys.readouterr().err
     finally:
