@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from elasticsearch import Elasticsearch
+from elasticsearch import ApiError, Elasticsearch
 from elasticsearch import TransportError as EsTransportError
 
 from .bulk import RETRY_ON_STATUS, Backoff, chunks, send
@@ -37,8 +37,13 @@ Entry = tuple[int | None, str, dict[str, Any], "list[float] | None"]
 
 
 def _unchanged(es: Elasticsearch, index: str, entries: list[Entry]) -> set[str]:
-    """Ids among `entries` already indexed with the same source: nothing to encode or send."""
-    response = es.mget(index=index, ids=[e[1] for e in entries], source_excludes=[VECTOR_FIELD])
+    """Ids among `entries` already indexed with the same source: nothing to encode or send.
+    When the lookup is refused (e.g. shards still recovering) nothing is skipped."""
+    try:
+        response = es.mget(index=index, ids=[e[1] for e in entries], source_excludes=[VECTOR_FIELD])
+    except ApiError as exc:
+        log.debug("cannot look up ids in %s (%s): encoding them all", index, exc)
+        return set()
     stored = {d["_id"]: d.get("_source") for d in response["docs"] if d.get("found")}
     return {_id for _, _id, body, _ in entries if _id in stored and stored[_id] == body}
 
