@@ -40,6 +40,8 @@ FIGURES = (
     ("load_s", "load (s)"),
     ("first_batch_s", "first batch (s)"),
     ("cosine_vs_fp32", "cos vs fp32"),
+    ("same_top10", "same top-10"),
+    ("load", "load avg (1 min)"),
 )
 #: a group whose rows all carry this figure compares it (lower is better) instead of time
 RATIO_FIGURE = "peak_rss_mb"
