@@ -54,7 +54,7 @@ def call(
         return es.perform_request(method, path, params=params, headers=headers, body=body).body
     except ApiError as exc:
         reason = error_reason(exc)
-        if "no handler found" in reason or exc.status_code == 400 and "_xlir" in reason:
+        if "no handler found" in reason:
             raise PluginMissing(
                 "the xlir plugin is not installed on this cluster: start the node with "
                 "`xlir es start` after `bash scripts/setup.sh` (which builds it), or use the "
@@ -115,8 +115,10 @@ def engine_model(es: Elasticsearch, name: str) -> EngineModel:
     """The model installed on the cluster under `name`, or an error saying how to install it."""
     try:
         listed = call(es, "GET", f"/_xlir/models/{name}")
+    except PluginMissing:
+        raise
     except EngineError as exc:
-        if "is not installed" not in str(exc) and "invalid xlir model name" not in str(exc):
+        if "is not installed" not in str(exc):
             raise
         raise ModelNotInstalled(
             f"no model {name!r} is installed in Elasticsearch: install one with "

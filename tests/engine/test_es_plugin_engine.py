@@ -200,3 +200,12 @@ def test_es_plugin_install_model_refuses_a_damaged_export(es_settings, synthetic
     with pytest.raises(InputError, match="does not match the sha256"):
         install_model(broken, "xlir-test-broken", es_settings, future_nodes=False)
     assert Manifest.load(synthetic_export).dim == DIM
+
+
+def test_engine_without_the_plugin_says_how_to_get_it(es):
+    """A cluster without the plugin answers `no handler found`; the user reads what to do."""
+    from xlir_plugin.engine import PluginMissing
+    from xlir_plugin.engine import call as engine_call
+
+    with pytest.raises(PluginMissing, match="scripts/setup.sh"):
+        engine_call(es, "GET", "/_xlir/no/such/route/here")
