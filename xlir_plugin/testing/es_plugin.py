@@ -2,8 +2,9 @@
 
 `ensure_plugin(home, java_home)` runs `bin/elasticsearch-plugin install` once per plugin
 build: the zip's sha256 is kept in `<home>/.xlir-plugin.sha256` (outside `plugins/`, which
-Elasticsearch reads), so a new build is reinstalled (remove, then install) and an unchanged
-one costs a hash. Several processes may start nodes from the same home: a file lock keeps one
+Elasticsearch reads), so an unchanged zip costs a hash; another zip is installed (remove, then
+install) unless its jar holds the same classes as the installed one (another checkout's build
+of the same sources), so checkouts sharing one home do not reinstall in turn. Several processes may start nodes from the same home: a file lock keeps one
 installer at a time. Models live in `<config>/xlir/models/<name>/`; `_prepare_workdir` copies
 the home's `config/` into each node, so a model installed into the home reaches every node
 started later (`xlir es install-model` also copies it into the running ones).
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import io
 import logging
 import os
 import subprocess
@@ -54,21 +56,30 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _entries(archive: zipfile.ZipFile) -> dict[str, tuple[int, int]]:
+    """Name -> (CRC-32, size) of every file: equal for two builds of the same sources, whose
+    bytes differ only in timestamps."""
+    return {i.filename: (i.CRC, i.file_size) for i in archive.infolist() if not i.is_dir()}
+
+
 def _installed_matches(home: Path, zip_path: Path) -> bool:
-    """The installed plugin's files are those of `zip_path` (an install without our marker)."""
+    """The installed plugin holds what `zip_path` holds (each jar compared entry by entry), so
+    another build of the same sources (another checkout) need not be installed again."""
     installed = home / "plugins" / PLUGIN_NAME
     with zipfile.ZipFile(zip_path) as archive:
-        for info in archive.infolist():
-            if info.is_dir():
+        names = [i.filename for i in archive.infolist() if not i.is_dir()]
+        if sorted(names) != sorted(p.name for p in installed.iterdir() if p.is_file()):
+            return False
+        for name in names:
+            data = archive.read(name)
+            if not name.endswith(".jar"):
+                if (installed / name).read_bytes() != data:
+                    return False
                 continue
-            path = installed / info.filename
-            if not path.is_file() or path.stat().st_size != info.file_size:
-                return False
-        return all(
-            path.read_bytes() == archive.read(path.relative_to(installed).as_posix())
-            for path in installed.iterdir()
-            if path.suffix != ".jar"  # the jar's size was compared; it is 30 MB
-        )
+            with zipfile.ZipFile(io.BytesIO(data)) as new, zipfile.ZipFile(installed / name) as old:
+                if _entries(new) != _entries(old):
+                    return False
+    return True
 
 
 def ensure_plugin(home: Path, java_home: Path, zip_path: Path | None = None) -> str | None:
@@ -91,7 +102,7 @@ def ensure_plugin(home: Path, java_home: Path, zip_path: Path | None = None) -> 
         if marker.is_file() and marker.read_text().strip() == sha:
             return sha  # another process installed it while we waited
         installed = (home / "plugins" / PLUGIN_NAME).is_dir()
-        if installed and not marker.is_file() and _installed_matches(home, zip_path):
+        if installed and _installed_matches(home, zip_path):
             marker.write_text(sha + "\n")
             return sha
         env = dict(os.environ, ES_JAVA_HOME=str(java_home))
