@@ -34,6 +34,7 @@ def test_export_and_eval_commands(tmp_path):
     export = export_command(cfg, "m", tmp_path / "onnx")
     assert export[export.index("--max-length") + 1] == "512"
     assert export[export.index("--quantize") + 1] == "int8"
+    assert "--force" not in export  # the parity gate is never bypassed
     exact = eval_command(cfg, tmp_path / "onnx", tmp_path / "r" / "eval-exact", "exact")
     assert "--max-queries" not in exact and "--vectors-cache" in exact
     es = eval_command(cfg, tmp_path / "onnx", tmp_path / "r" / "eval-es", "es")
@@ -97,6 +98,7 @@ def test_report_tables_come_from_the_results(tmp_path):
     assert seen.endswith("| hybrid |")  # the best trained arm, by the mean over seeds
     assert "| en (seen) |" in text and "| de |" in text
     assert "| xx-s1 | - | 12.5 |" in text
+    assert "int8 export parity" in text and "never passes `--force`" in text
     assert "| hybrid vs X-X | +0.050 (3/3 better) | +0.050 (3/3 better) |" in text
     assert "| -100 (3/3 better) |" in text  # rank distance: lower is better
     assert "Mean ± standard deviation over seeds" in text
@@ -142,6 +144,10 @@ def test_tiny_experiment_end_to_end(tmp_path, es_settings, xquad_dir, monkeypatc
     assert "| tiny int8 (ours) | hybrid |" in text and "Served through Elasticsearch" in text
     assert "| en (seen) |" in text and "| hybrid-s42 | 3 |" in text
     assert "unseen mean" not in text  # en and es only: no unseen language evaluated
+    parity = text.split("## int8 export parity")[1].split("##")[0].splitlines()
+    gates = {line.split(" | ")[0]: line.split(" | ")[-1] for line in parity if "-s42 |" in line
+             or line.startswith("| base |")}  # fmt: skip
+    assert gates == {"| base": "passed |", "| hybrid-s42": "passed |"}, parity
 
     # a rerun finds every stage done and only rewrites the report
     before = (out / "hybrid-s42" / "onnx-int8" / "xlir.json").stat().st_mtime

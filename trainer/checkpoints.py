@@ -23,7 +23,11 @@ STATE_FILE = "trainer_state.json"
 
 
 def save_model(directory: Path, encoder: Encoder, tokenizer, cfg: TrainConfig) -> None:
-    """A `transformers` directory plus the pooling/prefix settings and the training config."""
+    """A `transformers` directory plus the pooling/prefix settings and the training config.
+
+    The saved max length is the model's position limit (the export clamps it to what the
+    architecture can use), not the short training lengths: serving should not truncate
+    passages to what fitted a training batch."""
     directory.mkdir(parents=True, exist_ok=True)
     encoder.model.save_pretrained(directory, safe_serialization=True)
     tokenizer.save_pretrained(directory)
@@ -32,7 +36,7 @@ def save_model(directory: Path, encoder: Encoder, tokenizer, cfg: TrainConfig) -
         normalize=encoder.normalize,
         query_prefix=cfg.q_prefix,
         passage_prefix=cfg.p_prefix,
-        max_length=cfg.max_passage_length,
+        max_length=getattr(encoder.model.config, "max_position_embeddings", 512),
     ).save(directory)
     cfg.save(directory)
 

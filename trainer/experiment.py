@@ -45,7 +45,7 @@ def export_command(cfg: ExperimentConfig, model: str, out: Path) -> list[str]:
     """Every arm is served with the base model's max length, so only the weights differ."""
     return [
         sys.executable, "-m", "export.onnx", "--model", model, "--output", str(out),
-        "--quantize", "int8", "--max-length", str(cfg.serve_max_length), "--force",
+        "--quantize", "int8", "--max-length", str(cfg.serve_max_length),
     ]  # fmt: skip
 
 

@@ -80,12 +80,11 @@ def make_delta(
 
     base, tuned = _load(Path(base_dir)), _load(Path(tuned_dir))
     missing = sorted(set(base) - set(tuned))
+    # e.g. a pooler that transformers adds and mean pooling never uses: left out, and listed
     extra = sorted(set(tuned) - set(base))
-    if extra:
-        raise DeltaError(f"the tuned model has tensors the base lacks: {extra[:5]}")
     tensors: dict[str, np.ndarray] = {}
     changed, worst = [], 0.0
-    for name in sorted(tuned):
+    for name in sorted(set(tuned) & set(base)):
         if np.array_equal(base[name], tuned[name]):
             continue
         changed.append(name)
@@ -101,11 +100,13 @@ def make_delta(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_file(tensors, str(out / DELTA_FILE))
+    (out / DELTA_FILE).chmod(0o644)  # shipped in the repository: not a private file
     meta = {
         "format": FORMAT,
         "base_fingerprint": fingerprint(base, changed),
         "changed_tensors": len(changed),
         "unchanged_tensors": len(base) - len(changed) - len(missing),
+        "dropped_tensors": extra,
         "max_relative_error": worst,
         "provenance": provenance,
     }
