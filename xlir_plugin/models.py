@@ -11,7 +11,8 @@ from .manifest import MANIFEST_FILE
 def resolve_served_model(name: str | Path, quantize: str = "int8") -> Path:
     """An exported dir as is; `default`, a transformers dir or a hub id exported once and cached.
 
-    Exporting needs the `[export]` extra (torch, optimum); serving an exported dir does not.
+    `default` is exported without torch; any other model needs the `[export]` extra (torch,
+    optimum); serving an exported dir needs neither.
     """
     path = Path(name)
     if (path / MANIFEST_FILE).is_file():

