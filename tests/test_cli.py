@@ -210,3 +210,21 @@ def test_es_status_json_leaves_the_password_in_the_node_file(
     assert main(["es", "status", "--json"]) == 0
     out = capsys.readouterr().out
     assert json.loads(out)["status"] in ("green", "yellow") and es_settings.password not in out
+
+
+def test_model_info_says_what_is_served_and_if_the_gate_was_forced(model_dir, capsys):
+    from xlir_plugin.manifest import Manifest
+
+    manifest = Manifest.load(model_dir)
+    manifest.parity = {"cosine_min": 0.95, "passed": False, "forced": True}
+    forced = model_dir.parent / "cli-model-forced"
+    forced.mkdir(exist_ok=True)
+    for path in model_dir.iterdir():
+        (forced / path.name).write_bytes(path.read_bytes())
+    manifest.save(forced)
+    assert main(["model", "info", "--model", str(forced), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["dim"] == 16 and info["sha256"] == manifest.sha256
+    assert info["parity"]["forced"] is True and info["parity"]["cosine_min"] == 0.95
+    assert main(["model", "info", "--model", str(model_dir)]) == 0
+    assert "forced" in capsys.readouterr().out

@@ -1,9 +1,12 @@
-"""`xlir model fetch-default|export-default`: build the bundled model once, offline."""
+"""`xlir model fetch-default|export-default|info`: build the bundled model once, offline, and
+say what a served model is and where it came from."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from pathlib import Path
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
@@ -21,6 +24,12 @@ def register(verbs: argparse._SubParsersAction) -> None:
     )
     export.add_argument("--quantize", default="int8", choices=["int8", "fp16", "none"])
     export.set_defaults(handler=run_export)
+    info = actions.add_parser(
+        "info", help="what a served model is: source, provenance, quantization, parity, sizes"
+    )
+    info.add_argument("--model", default="default", help="exported dir, or `default`")
+    info.add_argument("--json", action="store_true", help="print it as JSON")
+    info.set_defaults(handler=run_info)
 
 
 def run_fetch(args: argparse.Namespace) -> int:
@@ -39,3 +48,50 @@ def run_export(args: argparse.Namespace) -> int:
     path = resolve_served_model("default", quantize=args.quantize)
     print(f"{path} ({time.perf_counter() - start:.1f}s)")
     return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    from ..manifest import Manifest
+    from ..models import resolve_served_model
+
+    path = resolve_served_model(args.model)
+    info = model_info(path, Manifest.load(path))
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    for key, value in info.items():
+        print(f"{key}: {json.dumps(value) if isinstance(value, dict | list) else value}")
+    return 0
+
+
+def model_info(path: Path, manifest) -> dict:
+    """The manifest's facts plus where the weights came from (`xlir_source.json` of the
+    default; `delta.json` of a model shipped as a delta)."""
+    parity = manifest.parity or {}
+    recipe = parity.get("int8_recipe") or {}
+    info = {
+        "path": str(path),
+        "source_model": manifest.source_model,
+        "dim": manifest.dim,
+        "quantization": manifest.quantization,
+        "sha256": manifest.sha256,
+        "encoder": vars(manifest.encoder),
+        "parity": {
+            k: parity.get(k)
+            for k in ("probe", "reference", "cosine_min", "cosine_mean", "top1_agreement")
+        }
+        | {"passed": parity.get("passed"), "forced": parity.get("forced", False)},
+        "file_sizes": manifest.file_sizes,
+        "onnxruntime": manifest.onnxruntime_version,
+    }
+    if recipe:
+        info["int8_recipe"] = {
+            "version": recipe.get("version"),
+            "calibration": (recipe.get("outliers") or {}).get("calibration"),
+            "outlier_channels": (recipe.get("outliers") or {}).get("channels"),
+            "word_embeddings": recipe.get("word_embeddings"),
+        }
+    for name in ("xlir_source.json", "delta.json"):
+        if (path / name).is_file():
+            info["provenance"] = json.loads((path / name).read_text())
+    return info
