@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tests.onnx_fixtures import build_onnx_model, build_tokenizer, reference_vectors
-from xlir_plugin.encoder import OnnxEncoder
+from xlir_plugin.encoder import OnnxEncoder, session_options
 from xlir_plugin.errors import InputError, ModelMismatch, XlirError
 from xlir_plugin.manifest import Manifest
 
@@ -79,6 +79,49 @@ def test_batching_and_order_do_not_change_vectors(model):
     np.testing.assert_allclose(one, many, atol=1e-6)
     rev = OnnxEncoder(path, batch_size=4).encode_passages(TEXTS[::-1])
     np.testing.assert_allclose(rev[::-1], many, atol=1e-6)
+
+
+def test_batches_hold_at_most_max_batch_tokens(model):
+    """Longest first; rows x longest <= max_batch_tokens (a longer text alone); same vectors."""
+    path, _ = model
+    enc = OnnxEncoder(path, batch_size=4, max_batch_tokens=12)
+    lengths = np.array([3, 8, 2, 5, 13, 4, 2])
+    batches = enc._batches(lengths)
+    assert [lengths[b].tolist() for b in batches] == [[13], [8], [5, 4], [3, 2, 2]]
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))
+    np.testing.assert_allclose(
+        enc.encode_passages(TEXTS), OnnxEncoder(path).encode_passages(TEXTS), atol=1e-6
+    )
+    with pytest.raises(InputError, match="max_batch_tokens"):
+        OnnxEncoder(path, max_batch_tokens=0)
+
+
+def test_one_text_skips_the_batch_tokenizer(model, monkeypatch):
+    """A query is tokenized alone (tokenizers' thread pool is not woken for it): same ids."""
+    path, emb = model
+    enc = OnnxEncoder(path)
+    batched = enc.encode_queries(["paris", "the capital of germany is berlin"])
+
+    def refuse(texts):
+        raise AssertionError("encode_batch called for one text")
+
+    monkeypatch.setattr(enc, "tokenizer", _NoBatch(enc.tokenizer, refuse))
+    np.testing.assert_allclose(enc.encode_queries(["paris"]), batched[:1], atol=1e-6)
+    tok = build_tokenizer(WORDS)
+    ref = reference_vectors(tok, emb, ["query: paris"], 8)
+    np.testing.assert_allclose(enc.encode_queries(["paris"]), ref, atol=1e-5)
+
+
+class _NoBatch:
+    def __init__(self, tokenizer, encode_batch):
+        self.encode, self.encode_batch = tokenizer.encode, encode_batch
+
+
+def test_session_options_do_not_spin():
+    """Idle onnxruntime threads sleep instead of spinning on cores Elasticsearch needs."""
+    options = session_options(2)
+    assert options.intra_op_num_threads == 2 and options.inter_op_num_threads == 1
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
 def test_pooling_in_numpy_matches_pooling_in_graph(model, raw_model, tmp_path):

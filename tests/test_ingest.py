@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 
 from tests.onnx_fixtures import build_onnx_model, words_of
+from xlir_plugin.bulk import PAUSED_REFRESH_KEY, source_json
 from xlir_plugin.documents import Doc, Failure, InvalidDocument, doc_id, prepare, read_jsonl
 from xlir_plugin.encoder import OnnxEncoder
 from xlir_plugin.errors import InputError, ModelMismatch
 from xlir_plugin.index import create_index
 from xlir_plugin.ingest import ingest
+from xlir_plugin.schema import VECTOR_FIELD
 
 DOCS = [
     {"id": "en-1", "lang": "en", "text": "Berlin is the capital of Germany."},
@@ -266,3 +268,75 @@ def test_truncation_is_counted_once_per_ingest(es, index_name, encoder, caplog):
     warnings = [r.getMessage() for r in caplog.records if "truncated" in r.getMessage()]
     assert warnings == ["1 of 6 document(s) were longer than 64 tokens and were truncated"]
     assert "1 truncated" in report.summary()
+
+
+# -- what makes a load fast: vectors written short but exact, one refresh ----------------------
+
+
+def test_float32_vectors_are_written_short_and_read_back_the_same():
+    rng = np.random.default_rng(3)
+    vector = rng.standard_normal(384).astype(np.float32)
+    vector[:4] = [1e-45, -3.4028235e38, -0.0, 1 / 3]  # smallest subnormal, largest, signed zero
+    source = {
+        "id": "a",
+        "lang": "el",
+        "text": 'Ελλάδα "quoted"',
+        "year": 2024,
+        VECTOR_FIELD: vector,
+    }
+    line = source_json(source)
+    back = json.loads(line)
+    assert np.array_equal(np.array(back.pop(VECTOR_FIELD), dtype=np.float32), vector)
+    assert back == {k: v for k, v in source.items() if k != VECTOR_FIELD}
+    assert "Ελλάδα" in line and len(line) < len(json.dumps(vector.tolist()))
+    listed = dict(source, **{VECTOR_FIELD: [0.1, 0.2]})  # a given vector is written as json does
+    assert json.loads(source_json(listed))[VECTOR_FIELD] == [0.1, 0.2]
+
+
+@pytest.mark.es
+def test_stored_vectors_are_the_encoders_float32_exactly(es, index_name, encoder):
+    report = ingest(es, index_name, encoder, DOCS, progress=False)
+    assert report.indexed == 5
+    hits = es.search(index=index_name, size=10, _source=["id", VECTOR_FIELD])["hits"]["hits"]
+    stored = {h["_source"]["id"]: h["_source"][VECTOR_FIELD] for h in hits}
+    wanted = encoder.encode_passages([d["text"] for d in DOCS])  # the same batch as ingest's
+    got = np.array([stored[doc_id(d)] for d in DOCS], dtype=np.float32)
+    np.testing.assert_array_equal(got, wanted)
+
+
+def refresh_interval(es, index) -> str | None:
+    return es.indices.get_settings(index=index)[index]["settings"]["index"].get("refresh_interval")
+
+
+@pytest.mark.es
+def test_refresh_is_paused_for_the_load_and_put_back(es, index_name, encoder):
+    create_index(es, index_name, encoder.manifest)
+    es.indices.put_settings(index=index_name, settings={"index.refresh_interval": "7s"})
+    seen = []
+
+    def docs():  # read by the embedding thread while the load runs
+        yield from DOCS[:3]
+        seen.append(refresh_interval(es, index_name))
+        yield from DOCS[3:]
+
+    report = ingest(es, index_name, encoder, docs(), batch_size=2, progress=False)
+    assert report.indexed == 5 and seen == ["-1"]
+    assert refresh_interval(es, index_name) == "7s" and count(es, index_name) == 5
+    meta = es.indices.get_mapping(index=index_name)[index_name]["mappings"]["_meta"]
+    assert list(meta) == ["xlir"]  # nothing left behind beside the model stamp
+
+    # a load cut short left refreshes off and said what to put back: the next run does it
+    es.indices.put_mapping(index=index_name, meta=meta | {PAUSED_REFRESH_KEY: "5s"})
+    es.indices.put_settings(index=index_name, settings={"index.refresh_interval": "-1"})
+    ingest(es, index_name, encoder, DOCS, skip_unchanged=False, progress=False)
+    assert refresh_interval(es, index_name) == "5s"
+    assert (
+        PAUSED_REFRESH_KEY
+        not in es.indices.get_mapping(index=index_name)[index_name]["mappings"]["_meta"]
+    )
+
+    # refreshes turned off by the owner stay off; the documents are refreshed all the same
+    es.indices.put_settings(index=index_name, settings={"index.refresh_interval": "-1"})
+    more = [dict(d, id=f"{d.get('id', 'x')}-2") for d in DOCS]
+    ingest(es, index_name, encoder, more, progress=False)
+    assert refresh_interval(es, index_name) == "-1" and count(es, index_name) == 10

@@ -9,12 +9,14 @@ import pytest
 
 from tests.onnx_fixtures import build_onnx_model, words_of, xquad_sentences
 from xlir_plugin.encoder import OnnxEncoder
-from xlir_plugin.errors import InputError, ModelMismatch
+from xlir_plugin.errors import InputError, ModelMismatch, XlirError
 from xlir_plugin.fusion import rrf
-from xlir_plugin.index import create_index, delete_index
+from xlir_plugin.index import cached_meta, create_index, delete_index
 from xlir_plugin.ingest import ingest
 from xlir_plugin.search import (
+    _msearch,
     default_num_candidates,
+    knn_body,
     lang_filter,
     search,
     search_vector,
@@ -109,6 +111,29 @@ def test_round_trip_recall_matches_exact_numpy(es, encoder, corpus, pool):
     assert [h.id for h in hits] == [h.id for h in results[0]]
     assert hits[0].text and hits[0].lang and "parallel" in hits[0].fields
     assert hits[0].score >= hits[-1].score
+
+
+@pytest.mark.es
+def test_one_search_returns_what_msearch_returned(es, encoder, corpus, pool):
+    """`search` sends `_search` with a filtered response (it sent `_msearch` before): the
+    same hits, scores, languages, texts and extra fields, in every mode."""
+    index, _ = pool
+    index_type = cached_meta(es, index)["index_options"].get("type")
+    modes = [("multilingual", None, None), ("cross", None, "de,es"), ("mono", "ru", None)]
+    for i, doc in enumerate(corpus[::37]):
+        mode, lang, targets = modes[i % len(modes)]
+        hits = search(es, index, encoder, doc["text"], mode, lang, targets, k=10)
+        vector = encoder.encode_queries([doc["text"]])[0].tolist()
+        filters = [f] if (f := lang_filter(mode, lang, targets)) else []
+        (before,) = _msearch(es, index, [knn_body(vector, 10, None, filters, None, index_type)])
+        assert [h.as_dict() for h in hits] == [h.as_dict() for h in before]
+
+
+@pytest.mark.es
+def test_search_error_names_the_root_cause(es, encoder, pool):
+    index, _ = pool
+    with pytest.raises(XlirError, match=f"search on '{index}' failed: .*bogus"):
+        search(es, index, encoder, "paris", filter={"match_all": {"bogus": 1}})
 
 
 @pytest.mark.es

@@ -5,6 +5,12 @@
 texts into float32 vectors: prefixes from the manifest, length-sorted batches with per-batch
 padding, pooling and L2 normalisation in numpy when the graph does not already do them.
 
+Memory: a SentencePiece-Unigram tokenizer.json is read by `lean_tokenizer` (the same ids in
+~40 MB instead of ~290 MB), and a batch holds at most `max_batch_tokens` tokens (padding
+included), so the activations of one run stay small whatever the text lengths. An int8 model
+quantises its activations per batch, so a passage's vector can differ in the last bits with
+the texts it is batched with; a single query is its own batch and its vector never varies.
+
 Texts longer than the model's max length are never cut silently: by default they are
 truncated and each call logs how many were; `long_text="window"` embeds overlapping windows
 and averages them; `long_text="error"` refuses them.
@@ -17,18 +23,26 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from .errors import InputError, ModelMismatch, XlirError
+from .lean_tokenizer import LeanUnigram, load_lean
 from .manifest import MANIFEST_FILE, Manifest, sha256_file
+
+if TYPE_CHECKING:
+    import onnxruntime
+    import tokenizers
 
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 LONG_TEXT_MODES = ("truncate", "window", "error")
+#: tokens (padding included) per ONNX run: bounds the activations (32 XQuAD-R sentences in one
+#: run took ~150 MB) at no cost in throughput (CPU per passage was the same from 512 to 2048)
+MAX_BATCH_TOKENS = 1024
 
 Kind = Literal["query", "passage", "raw"]
 
@@ -47,6 +61,8 @@ class OnnxEncoder:
     threads: onnxruntime intra-op threads (default: the cores available to this process).
     batch_size: texts per ONNX run; texts are sorted by token length first so each batch is
         padded only to its own longest text.
+    max_batch_tokens: at most this many tokens per run (batch rows x its longest text), so
+        long texts go in smaller batches (at least one text per run).
     long_text: "truncate" (default, counted and logged once per call), "window" (split into
         overlapping windows of max_length tokens, embed each, average, renormalise) or "error".
     window_stride: tokens shared by consecutive windows (default max_length // 8).
@@ -65,15 +81,18 @@ class OnnxEncoder:
         window_stride: int | None = None,
         verify: bool = True,
         providers: Sequence[str] | None = None,
+        max_batch_tokens: int = MAX_BATCH_TOKENS,
     ) -> None:
         import onnxruntime as ort
-        from tokenizers import Tokenizer
 
         self.model_dir = Path(model_dir)
         if long_text not in LONG_TEXT_MODES:
             raise InputError(f"long_text must be one of {LONG_TEXT_MODES}, got {long_text!r}")
-        if batch_size < 1:
-            raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        if batch_size < 1 or max_batch_tokens < 1:
+            raise InputError(
+                f"batch_size and max_batch_tokens must be >= 1, got {batch_size}, "
+                f"{max_batch_tokens}"
+            )
         for name in (MODEL_FILE, TOKENIZER_FILE, MANIFEST_FILE):
             if not (self.model_dir / name).is_file():
                 raise XlirError(
@@ -91,6 +110,7 @@ class OnnxEncoder:
                 )
 
         self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
         self.long_text = long_text
         self.threads = threads or available_cores()
         self.max_length = int(self.manifest.encoder.max_length)
@@ -102,13 +122,17 @@ class OnnxEncoder:
         self.window_stride = stride
         self._local = threading.local()  # per-thread state: the encoder is shared
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self.threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
+        # the tokenizer first: what parsing it allocates is freed before the model is loaded
+        self.tokenizer = load_tokenizer(
+            self.model_dir / TOKENIZER_FILE,
+            self.max_length,
+            self.window_stride if long_text == "window" else 0,
+        )
+        self.pad_id = self._pad_id()
         self.session = ort.InferenceSession(
-            str(model_path), options, providers=list(providers or ["CPUExecutionProvider"])
+            str(model_path),
+            session_options(self.threads),
+            providers=list(providers or ["CPUExecutionProvider"]),
         )
         self._input_names = {i.name for i in self.session.get_inputs()}
         missing = {"input_ids", "attention_mask"} - self._input_names
@@ -119,13 +143,8 @@ class OnnxEncoder:
             raise XlirError(
                 f"{model_path} has no output {self.manifest.output!r} (outputs: {outputs})"
             )
-
-        self.tokenizer = Tokenizer.from_file(str(self.model_dir / TOKENIZER_FILE))
-        self.tokenizer.no_padding()
-        self.tokenizer.enable_truncation(
-            self.max_length, stride=self.window_stride if long_text == "window" else 0
-        )
-        self.pad_id = self._pad_id()
+        self._outputs = [self.manifest.output]
+        self._need_types = "token_type_ids" in self._input_names
 
     # -- public API -------------------------------------------------------------------------
 
@@ -173,7 +192,11 @@ class OnnxEncoder:
         if prefix[kind]:
             texts = [prefix[kind] + t for t in texts]
 
-        encodings = self.tokenizer.encode_batch(texts)
+        # one text (a query): no batch machinery (tokenizers' thread pool wakes for a batch)
+        if len(texts) == 1:
+            encodings = [self.tokenizer.encode(texts[0])]
+        else:
+            encodings = self.tokenizer.encode_batch(texts)
         long = [i for i, e in enumerate(encodings) if e.overflowing]
         if long and self.long_text == "error":
             shown = ", ".join(map(str, long[:10])) + (" ..." if len(long) > 10 else "")
@@ -232,12 +255,9 @@ class OnnxEncoder:
     def _embed_encodings(self, encodings: list) -> np.ndarray:
         """Run the model over tokenized texts, length-sorted, padded per batch, order restored."""
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
-        order = np.argsort(-lengths, kind="stable")
         out = np.empty((len(encodings), self.dim), dtype=np.float32)
-        need_types = "token_type_ids" in self._input_names
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start : start + self.batch_size]
-            width = int(lengths[idx].max())
+        for idx in self._batches(lengths):
+            width = int(lengths[idx[0]])  # the longest: batches are sorted longest first
             ids = np.full((len(idx), width), self.pad_id, dtype=np.int64)
             mask = np.zeros((len(idx), width), dtype=np.int64)
             for row, j in enumerate(idx):
@@ -245,11 +265,23 @@ class OnnxEncoder:
                 ids[row, :n] = encodings[j].ids
                 mask[row, :n] = 1
             feeds = {"input_ids": ids, "attention_mask": mask}
-            if need_types:
+            if self._need_types:
                 feeds["token_type_ids"] = np.zeros_like(ids)
-            (result,) = self.session.run([self.manifest.output], feeds)
+            (result,) = self.session.run(self._outputs, feeds)
             out[idx] = self._pool(np.asarray(result, dtype=np.float32), mask)
         return out
+
+    def _batches(self, lengths: np.ndarray) -> list[np.ndarray]:
+        """Row indexes per run, longest texts first: at most `batch_size` rows and
+        `max_batch_tokens` tokens each (a text longer than that runs alone)."""
+        order = np.argsort(-lengths, kind="stable")
+        batches, start = [], 0
+        while start < len(order):
+            rows = self.max_batch_tokens // int(lengths[order[start]])
+            size = max(1, min(self.batch_size, rows))
+            batches.append(order[start : start + size])
+            start += size
+        return batches
 
     def _pool(self, result: np.ndarray, mask: np.ndarray) -> np.ndarray:
         settings = self.manifest.encoder
@@ -272,6 +304,36 @@ class OnnxEncoder:
         if settings.normalize:
             vectors = _l2_normalize(vectors)
         return vectors
+
+
+def load_tokenizer(path: Path, max_length: int, stride: int) -> LeanUnigram | tokenizers.Tokenizer:
+    """The lean Unigram tokenizer when it reproduces `path` exactly, else `tokenizers`';
+    no padding (the encoder pads per batch), truncated at `max_length` with `stride`."""
+    from tokenizers import Tokenizer
+
+    tokenizer = load_lean(path) or Tokenizer.from_file(str(path))
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length, stride=stride)
+    return tokenizer
+
+
+def session_options(threads: int) -> onnxruntime.SessionOptions:
+    """onnxruntime options for serving on a few shared cores.
+
+    No spinning: idle intra-op threads would busy-wait for work, taking the cores that
+    Elasticsearch and the bulk sender need between two runs (a third more CPU per passage
+    on 2 cores, and no faster). The memory arena stays: without it glibc's per-thread heaps
+    kept more (peak RSS 270 MB against 240 MB).
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return options
 
 
 def _l2_normalize(x: np.ndarray) -> np.ndarray:

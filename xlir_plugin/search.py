@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 MODES = ("multilingual", "cross", "mono")
 MAX_NUM_CANDIDATES = 10_000
 CORE_FIELDS = ("id", "lang", "text", VECTOR_FIELD)
+#: all a single search reads from the response (`filter_path`): less JSON to send and parse
+HIT_FIELDS = "hits.hits._id,hits.hits._score,hits.hits._source"
 
 
 @dataclass
@@ -205,6 +207,26 @@ def _filters(mode, lang, targets, filter) -> list[dict[str, Any]]:
     return out
 
 
+def _reason(error: Any) -> Any:
+    """The first root cause's reason of an Elasticsearch error body, else its own reason."""
+    if not isinstance(error, dict):
+        return error
+    if error.get("root_cause"):
+        return error["root_cause"][0].get("reason", error.get("reason"))
+    return error.get("reason")
+
+
+def _search(es: Elasticsearch, index: str, body: dict[str, Any]) -> list[Hit]:
+    """One search: `_search`, not `_msearch`, which takes the request through one more
+    thread pool in the node; the response is filtered to what `to_hit` reads."""
+    try:
+        resp = es.search(index=index, body=body, filter_path=HIT_FIELDS)
+    except ApiError as exc:
+        error = exc.body.get("error") if isinstance(exc.body, dict) else None
+        raise XlirError(f"search on {index!r} failed: {_reason(error) or exc}") from None
+    return [to_hit(h) for h in resp.get("hits", {}).get("hits", [])]
+
+
 def _msearch(es: Elasticsearch, index: str, bodies: list[dict[str, Any]]) -> list[list[Hit]]:
     searches: list[dict[str, Any]] = []
     for body in bodies:
@@ -216,11 +238,7 @@ def _msearch(es: Elasticsearch, index: str, bodies: list[dict[str, Any]]) -> lis
     out = []
     for i, r in enumerate(resp["responses"]):
         if "error" in r:
-            err = r["error"]
-            reason = err.get("reason") if isinstance(err, dict) else err
-            if isinstance(err, dict) and err.get("root_cause"):
-                reason = err["root_cause"][0].get("reason", reason)
-            raise XlirError(f"search {i} on {index!r} failed: {reason}")
+            raise XlirError(f"search {i} on {index!r} failed: {_reason(r['error'])}")
         out.append([to_hit(h) for h in r["hits"]["hits"]])
     return out
 
@@ -252,7 +270,7 @@ def search_vector(
     index_type = (meta.get("index_options") or {}).get("type")
     if not hybrid_text:
         body = knn_body(vec, k, num_candidates, filters, rescore, index_type, source)
-        return _msearch(es, index, [body])[0]
+        return _search(es, index, body)
     window = max(k, rrf_window or 50)
     n = max(window, num_candidates or default_num_candidates(window))
     knn = knn_body(vec, window, min(n, MAX_NUM_CANDIDATES), filters, rescore, index_type, source)
