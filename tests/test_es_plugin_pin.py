@@ -36,3 +36,22 @@ def test_es_plugin_onnxruntime_installed_is_the_pinned_one():
         f"onnxruntime {onnxruntime.__version__} is installed, the plugin runs "
         f"{pom_onnxruntime()}: run `bash scripts/setup.sh`"
     )
+
+
+def java_default(setting: str) -> int:
+    source = (ROOT / "es-plugin/src/main/java/org/xlir/elasticsearch/XlirSettings.java").read_text()
+    match = re.search(rf'intSetting\("{re.escape(setting)}", (\d+)', source)
+    assert match, f"XlirSettings.java has no int setting {setting}"
+    return int(match.group(1))
+
+
+def test_es_plugin_cuts_onnx_runs_as_the_python_encoder():
+    """int8 activations are quantized per ONNX run: the same batching rule on both sides, or
+    the same text gets slightly different vectors (cosine ~.999) in Python and in the engine."""
+    import inspect
+
+    from xlir_plugin.encoder import MAX_BATCH_TOKENS, OnnxEncoder
+
+    batch_size = inspect.signature(OnnxEncoder).parameters["batch_size"].default
+    assert java_default("xlir.inference.batch_size") == batch_size
+    assert java_default("xlir.inference.max_batch_tokens") == MAX_BATCH_TOKENS

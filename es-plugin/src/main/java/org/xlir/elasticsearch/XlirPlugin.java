@@ -88,10 +88,11 @@ public class XlirPlugin extends Plugin implements IngestPlugin, SearchPlugin, Ac
         int poolSize = services.threadPool().info(XlirSettings.THREAD_POOL_NAME).getMax();
         int intraOp = XlirSettings.intraOpThreads(XlirSettings.INTRA_OP_THREADS.get(nodeSettings), processors, poolSize);
         int runBatch = XlirSettings.RUN_BATCH_SIZE.get(nodeSettings);
+        int runTokens = XlirSettings.RUN_MAX_TOKENS.get(nodeSettings);
         Path modelsDir = services.environment().configDir().resolve("xlir").resolve("models");
         ModelRegistry registry = new ModelRegistry(
             modelsDir,
-            (name, dir, manifest) -> NativeRuntime.withPluginClassLoader(() -> XlirModel.load(name, dir, manifest, intraOp, runBatch))
+            (name, dir, manifest) -> NativeRuntime.withPluginClassLoader(() -> XlirModel.load(name, dir, manifest, intraOp, runBatch, runTokens))
         );
         InferenceService service = new InferenceService(
             services.threadPool(),

@@ -33,6 +33,13 @@ public final class XlirSettings {
     /** Texts per ONNX run (length-sorted, padded per run), like the Python encoder's batch_size. */
     public static final Setting<Integer> RUN_BATCH_SIZE = Setting.intSetting("xlir.inference.batch_size", 32, 1, 1024, Property.NodeScope);
 
+    /**
+     * Tokens (padding included) per ONNX run, like the Python encoder's max_batch_tokens: long texts run
+     * in smaller batches, so activations stay small, and an int8 model (activations quantized per run)
+     * gives the same vectors as the Python encoder only when both cut batches the same way.
+     */
+    public static final Setting<Integer> RUN_MAX_TOKENS = Setting.intSetting("xlir.inference.max_batch_tokens", 1024, 1, 1 << 20, Property.NodeScope);
+
     /** The ingest micro-batcher encodes at most this many documents' texts at once... */
     public static final Setting<Integer> INGEST_BATCH_SIZE = Setting.intSetting("xlir.ingest.batch_size", 256, 1, 4096, Property.NodeScope);
 
@@ -58,7 +65,7 @@ public final class XlirSettings {
     public static final Setting<Integer> REST_MAX_TEXTS = Setting.intSetting("xlir.rest.max_texts", 1024, 1, 100_000, Property.NodeScope);
 
     public static List<Setting<?>> all() {
-        return List.of(INTRA_OP_THREADS, RUN_BATCH_SIZE, INGEST_BATCH_SIZE, INGEST_BATCH_WAIT, INGEST_MAX_QUEUED, REST_MAX_TEXTS);
+        return List.of(INTRA_OP_THREADS, RUN_BATCH_SIZE, RUN_MAX_TOKENS, INGEST_BATCH_SIZE, INGEST_BATCH_WAIT, INGEST_MAX_QUEUED, REST_MAX_TEXTS);
     }
 
     /** Default pool size: half the allocated processors, 1 to 4. */

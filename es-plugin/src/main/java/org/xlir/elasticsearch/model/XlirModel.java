@@ -34,7 +34,8 @@ import java.util.concurrent.locks.ReentrantReadWriteLock;
  * One loaded exported model: the ONNX session and the Hugging Face tokenizer, with the same
  * encoding steps as the Python {@code OnnxEncoder} (xlir_plugin/encoder.py): prefix from the
  * manifest, truncation to {@code max_length} tokens (special tokens included), no padding at
- * tokenization, texts sorted by token length (longest first, stable) and padded per ONNX batch,
+ * tokenization, texts sorted by token length (longest first, stable) and cut into ONNX runs of at most
+ * batch_size rows and max_batch_tokens tokens, padded per run,
  * {@code token_type_ids} of zeros when the graph takes them, pooling and L2 normalisation as the
  * manifest says when the graph outputs token states, and L2 normalisation of pooled outputs.
  *
@@ -56,6 +57,7 @@ public final class XlirModel implements Closeable {
     private final long padId;
     private final boolean needTokenTypes;
     private final int runBatchSize;
+    private final int maxBatchTokens;
     /** encodes hold the read lock; close takes the write lock, so a session is never freed mid-run */
     private final ReadWriteLock lifecycle = new ReentrantReadWriteLock();
     private boolean closed;
@@ -76,7 +78,8 @@ public final class XlirModel implements Closeable {
         HuggingFaceTokenizer tokenizer,
         long padId,
         boolean needTokenTypes,
-        int runBatchSize
+        int runBatchSize,
+        int maxBatchTokens
     ) {
         this.name = name;
         this.dir = dir;
@@ -87,13 +90,15 @@ public final class XlirModel implements Closeable {
         this.padId = padId;
         this.needTokenTypes = needTokenTypes;
         this.runBatchSize = runBatchSize;
+        this.maxBatchTokens = maxBatchTokens;
     }
 
     /**
      * Loads {@code dir} (already checked to hold the three files and a manifest whose sha256 matches
      * model.onnx). Must run with the plugin's class loader as the thread's context class loader.
      */
-    public static XlirModel load(String name, Path dir, ModelManifest manifest, int intraOpThreads, int runBatchSize) throws Exception {
+    public static XlirModel load(String name, Path dir, ModelManifest manifest, int intraOpThreads, int runBatchSize, int maxBatchTokens)
+        throws Exception {
         Path modelPath = dir.resolve(MODEL_FILE);
         OrtEnvironment env = OrtEnvironment.getEnvironment(OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR, "xlir");
         OrtSession session;
@@ -131,7 +136,7 @@ public final class XlirModel implements Closeable {
                 throw new ModelException(name, TOKENIZER_FILE + " is not a tokenizer the tokenizers library can load: " + e.getMessage(), e);
             }
             long padId = padId(tokenizerPath);
-            return new XlirModel(name, dir, manifest, env, session, tokenizer, padId, inputs.contains("token_type_ids"), runBatchSize);
+            return new XlirModel(name, dir, manifest, env, session, tokenizer, padId, inputs.contains("token_type_ids"), runBatchSize, maxBatchTokens);
         } catch (Exception | Error e) {
             if (tokenizer != null) {
                 tokenizer.close();
@@ -196,9 +201,11 @@ public final class XlirModel implements Closeable {
         }
         // longest first, stable (numpy argsort(-lengths, kind="stable"))
         Arrays.sort(order, (a, b) -> Integer.compare(ids[b].length, ids[a].length));
-        for (int start = 0; start < n; start += runBatchSize) {
-            int rows = Math.min(runBatchSize, n - start);
+        // at most runBatchSize rows and maxBatchTokens tokens per run (a longer text runs alone):
+        // the Python encoder's rule, so both quantize the same activations together
+        for (int start = 0, rows; start < n; start += rows) {
             int width = ids[order[start]].length;
+            rows = Math.min(n - start, Math.max(1, Math.min(runBatchSize, maxBatchTokens / width)));
             long[] idBuf = new long[rows * width];
             long[] maskBuf = new long[rows * width];
             Arrays.fill(idBuf, padId);

@@ -44,7 +44,7 @@ class ModelParityTests {
         NativeRuntime.configure(Path.of(System.getProperty("java.io.tmpdir")));
         long t0 = System.nanoTime();
         EmbeddingResult result;
-        try (XlirModel m = XlirModel.load("parity", dir, manifest, 2, 32)) {
+        try (XlirModel m = XlirModel.load("parity", dir, manifest, 2, 32, 1024)) {
             long t1 = System.nanoTime();
             result = m.encode(texts, type);
             long t2 = System.nanoTime();
