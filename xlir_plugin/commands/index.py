@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ..connection_flags import add_es_flags, es_from_args
+from ..schema import default_index_spec
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
@@ -25,7 +26,8 @@ def register(verbs: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--index-options",
-        help="dense_vector index_options: hnsw|int8_hnsw|bbq_hnsw|flat..., e.g. 'hnsw,m=32,ef_construction=200'",
+        help="dense_vector index_options: hnsw|int8_hnsw|bbq_hnsw|flat..., e.g. 'hnsw,m=32,"
+        f"ef_construction=200' (default: {default_index_spec()})",
     )
     parser.add_argument("--batch-size", type=int, default=256, help="texts per encoder call")
     parser.add_argument(
