@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ..connection_flags import add_es_flags, es_from_args
+from ..ingest import BATCH_SIZE
 from ..schema import default_index_spec
 
 
@@ -29,7 +30,12 @@ def register(verbs: argparse._SubParsersAction) -> None:
         help="dense_vector index_options: hnsw|int8_hnsw|bbq_hnsw|flat..., e.g. 'hnsw,m=32,"
         f"ef_construction=200' (default: {default_index_spec()})",
     )
-    parser.add_argument("--batch-size", type=int, default=256, help="texts per encoder call")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=BATCH_SIZE,
+        help=f"texts per encoder call, sorted by length inside it (default {BATCH_SIZE})",
+    )
     parser.add_argument(
         "--failures", type=Path, help="failures file (default: <input>.failures.jsonl)"
     )
