@@ -121,9 +121,11 @@ def test_shell_examples_run(workspace, es):
         "demo",
         "model",
         "model",
+        "model",
     ]
     outputs = [run(command, workspace) for command in commands]
     started, indexed, searched, evaluated, demo = outputs[:5]
+    assert "source_model: " in outputs[-1] and "forced" in outputs[-1]  # xlir model info
     assert "already running" in started  # the node the node file names: no second one
     assert "failed 0" in indexed
     assert {line.split()[2] for line in searched.splitlines()[1:]} <= {"en", "es"}
