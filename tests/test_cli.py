@@ -228,3 +228,16 @@ def test_model_info_says_what_is_served_and_if_the_gate_was_forced(model_dir, ca
     assert info["parity"]["forced"] is True and info["parity"]["cosine_min"] == 0.95
     assert main(["model", "info", "--model", str(model_dir)]) == 0
     assert "forced" in capsys.readouterr().out
+
+
+def test_eval_without_the_eval_extra_is_one_clear_line(model_dir, monkeypatch, capsys):
+    """The serving install has no ranx/matplotlib: say so before encoding anything."""
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "ranx" else real(name, *a)
+    )
+    assert main(["eval", "--model", str(model_dir), "--backend", "exact"]) == 2
+    err = capsys.readouterr().err
+    assert "needs ranx" in err and "xlir[eval]" in err and "Traceback" not in err

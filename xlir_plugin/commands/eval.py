@@ -64,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from ..evaluation import evaluate
     from ..evaluation.report import write_outputs
 
+    _check_eval_extra()
     backends = ("exact", "es") if args.backend == "both" else (args.backend,)
     es = es_from_args(args) if "es" in backends else None
     model_dir = Path(args.model)
@@ -95,3 +96,18 @@ def run(args: argparse.Namespace) -> int:
         print(result.to_markdown())
         print("wrote " + ", ".join(str(p) for p in paths))
     return 0
+
+
+def _check_eval_extra() -> None:
+    """Before minutes of encoding: the scoring (ranx) and plotting (matplotlib) packages are
+    the `[eval]` extra, not part of the serving install."""
+    from importlib.util import find_spec
+
+    from ..errors import InputError
+
+    missing = [name for name in ("ranx", "matplotlib") if find_spec(name) is None]
+    if missing:
+        raise InputError(
+            f"xlir eval needs {' and '.join(missing)}: `pip install 'xlir[eval]'` "
+            "(or `bash scripts/setup.sh --dev`)"
+        )
