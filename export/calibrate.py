@@ -148,10 +148,20 @@ def _tokenizer(model_dir: Path, max_length: int):
     """The export's tokenizer.json, truncating and padding (right) as the serving encoder does."""
     from tokenizers import Tokenizer
 
-    from export.parity import pad_token
-
     tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
     tokenizer.enable_truncation(max_length)
-    pad = pad_token(model_dir)
+    pad = _pad_token(model_dir)
     tokenizer.enable_padding(pad_id=tokenizer.token_to_id(pad) or 0, pad_token=pad)
     return tokenizer
+
+
+def _pad_token(model_dir: Path) -> str:
+    for name in ("tokenizer_config.json", "special_tokens_map.json"):
+        path = model_dir / name
+        if path.is_file():
+            pad = json.loads(path.read_text()).get("pad_token")
+            if isinstance(pad, dict):
+                pad = pad.get("content")
+            if pad:
+                return pad
+    return "<pad>"

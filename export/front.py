@@ -32,8 +32,9 @@ class Front:
 
 def write_graph(
     onnx_path: Path, out_dir: Path, settings: EncoderSettings, pooling_in_graph: bool = True
-) -> str:
-    """`onnx_path` (+ the pooling head) as out_dir/model.onnx; returns the output's name."""
+) -> tuple[str, int]:
+    """`onnx_path` (+ the pooling head) as out_dir/model.onnx; returns the output's name and
+    the graph's opset."""
     proto = graph.onnx.load(str(onnx_path))
     output_name = graph.HIDDEN_OUTPUT
     if pooling_in_graph:
@@ -42,7 +43,7 @@ def write_graph(
     written = graph.save_model(proto, out_dir / graph.ONNX_FILE)
     if graph.EXTERNAL_DATA_FILE not in [p.name for p in written]:
         (out_dir / graph.EXTERNAL_DATA_FILE).unlink(missing_ok=True)
-    return output_name
+    return output_name, graph.opset_of(proto)
 
 
 def check_max_length(wanted: int, limit: int | None) -> int:

@@ -16,6 +16,7 @@ needs neither the data nor the minutes the calibration run takes.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -51,11 +52,15 @@ def default_front(work_dir: Path, max_length: int | None = None) -> Front:
     graph.save_model(bert_graph(bert_state_dict(f, progress=False), config), fused)
     info = source_info(f, source)
     dim = int(config["hidden_size"])
+    files = work_dir / "files"  # tokenizer + configs, built once, copied to each directory
+    files.mkdir(exist_ok=True)
+    write_model_files(f, files)
+    (files / "xlir_source.json").write_text(json.dumps(info, indent=2) + "\n")
     del f
 
     def write_files(dst: Path) -> None:
-        write_model_files(read_e5_file(source), dst)
-        (dst / "xlir_source.json").write_text(json.dumps(info, indent=2) + "\n")
+        for path in files.iterdir():
+            shutil.copy2(path, dst / path.name)
 
     return Front(
         name="default",
@@ -75,7 +80,7 @@ def fp32_vectors(fused: Path, write_files, settings, dim: int, probe: Probe, wor
     if not (ref_dir / graph.ONNX_FILE).is_file():
         ref_dir.mkdir(exist_ok=True)
         write_files(ref_dir)
-        output = write_graph(fused, ref_dir, settings)
+        output, _ = write_graph(fused, ref_dir, settings)
         Manifest(
             source_model="default",
             dim=dim,

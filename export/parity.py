@@ -7,7 +7,6 @@ for each probe query, is its nearest probe passage the same under torch and unde
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,74 +83,14 @@ def pool(hidden: np.ndarray, mask: np.ndarray, settings: EncoderSettings) -> np.
 
 
 def onnx_vectors(onnx_dir: Path, probe: Probe):
-    """(queries, passages) vectors from an exported directory.
+    """(queries, passages) vectors from an exported directory, read by the serving encoder
+    itself (`xlir_plugin.encoder.OnnxEncoder`), so the check measures exactly what is served."""
+    from xlir_plugin.encoder import OnnxEncoder
 
-    Uses `xlir_plugin.encoder.OnnxEncoder` when present so that the check measures exactly
-    what is served; otherwise `_LocalOnnxEncoder`, which follows the same contract.
-    """
-    try:
-        from xlir_plugin.encoder import OnnxEncoder
-    except ImportError:
-        OnnxEncoder = _LocalOnnxEncoder  # noqa: N806
     encoder = OnnxEncoder(onnx_dir)
     return np.asarray(encoder.encode_queries(probe.queries), np.float32), np.asarray(
         encoder.encode_passages(probe.passages), np.float32
     )
-
-
-class _LocalOnnxEncoder:
-    """Minimal reader of an exported directory (model.onnx + tokenizer.json + xlir.json)."""
-
-    def __init__(self, model_dir: str | Path, providers: list[str] | None = None):
-        import onnxruntime as ort
-        from tokenizers import Tokenizer
-
-        from xlir_plugin.manifest import Manifest
-
-        model_dir = Path(model_dir)
-        self.manifest = Manifest.load(model_dir)
-        self.session = ort.InferenceSession(
-            str(model_dir / "model.onnx"), providers=providers or ["CPUExecutionProvider"]
-        )
-        self.inputs = {i.name for i in self.session.get_inputs()}
-        self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        self.tokenizer.enable_truncation(self.manifest.encoder.max_length)
-        pad = pad_token(model_dir)
-        self.tokenizer.enable_padding(pad_id=self.tokenizer.token_to_id(pad) or 0, pad_token=pad)
-
-    def _encode(self, texts: list[str], prefix: str) -> np.ndarray:
-        out = []
-        for i in range(0, len(texts), BATCH):
-            enc = self.tokenizer.encode_batch([prefix + t for t in texts[i : i + BATCH]])
-            feed = {
-                "input_ids": np.array([e.ids for e in enc], np.int64),
-                "attention_mask": np.array([e.attention_mask for e in enc], np.int64),
-            }
-            if "token_type_ids" in self.inputs:
-                feed["token_type_ids"] = np.array([e.type_ids for e in enc], np.int64)
-            (vec,) = self.session.run([self.manifest.output], feed)
-            if not self.manifest.pooling_in_graph:
-                vec = pool(vec, feed["attention_mask"], self.manifest.encoder)
-            out.append(vec.astype(np.float32))
-        return np.concatenate(out) if out else np.zeros((0, self.manifest.dim), np.float32)
-
-    def encode_queries(self, texts: list[str]) -> np.ndarray:
-        return self._encode(texts, self.manifest.encoder.query_prefix)
-
-    def encode_passages(self, texts: list[str]) -> np.ndarray:
-        return self._encode(texts, self.manifest.encoder.passage_prefix)
-
-
-def pad_token(model_dir: Path) -> str:
-    for name in ("tokenizer_config.json", "special_tokens_map.json"):
-        path = model_dir / name
-        if path.is_file():
-            pad = json.loads(path.read_text()).get("pad_token")
-            if isinstance(pad, dict):
-                pad = pad.get("content")
-            if pad:
-                return pad
-    return "<pad>"
 
 
 # --- comparison --------------------------------------------------------------------------

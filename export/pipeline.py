@@ -160,7 +160,7 @@ def _finish(
     steps.update()
 
     steps.set_description("export: pooling head")
-    output_name = write_graph(onnx_path, final, front.settings, pooling_in_graph)
+    output_name, opset = write_graph(onnx_path, final, front.settings, pooling_in_graph)
     import onnxruntime
 
     manifest = Manifest(
@@ -171,9 +171,7 @@ def _finish(
         quantization=quantize,
         output=output_name,
         pooling_in_graph=pooling_in_graph,
-        opset=graph.opset_of(
-            graph.onnx.load(str(final / graph.ONNX_FILE), load_external_data=False)
-        ),
+        opset=opset,
         onnxruntime_version=onnxruntime.__version__,
     )
     manifest.save(final)
