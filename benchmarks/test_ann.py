@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from benchmarks.quiet import load_avg
 from xlir_plugin.index import delete_index
 from xlir_plugin.ingest import ingest
 from xlir_plugin.schema import (
@@ -251,7 +252,7 @@ def row_figures(row: Row, index: AnnIndex, recalls, took, stats, vectors: int) -
         "index_mb": round(index.size_bytes / 2**20, 1),
         "took_p50_ms": round(float(np.percentile(took, 50)), 2),
         "took_p99_ms": round(float(np.percentile(took, 99)), 2),
-        "load": round(os.getloadavg()[0], 2),
+        "load": load_avg()[0],
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     if stats:  # None under --benchmark-disable

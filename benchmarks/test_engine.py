@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.quiet import load_avg
 from benchmarks.test_ingest import jsonl  # noqa: F401 - the same documents as group 5
 from xlir_plugin.index import delete_index
 from xlir_plugin.ingest import ingest
@@ -92,7 +93,7 @@ def test_engine_ingest_throughput(
     finally:
         drop_made()
     label = f"xlir-int8 {path_kind}"
-    benchmark.extra_info.update({"engine": label, "docs": n, "load": os.getloadavg()[0]})
+    benchmark.extra_info.update({"engine": label, "docs": n, "load": load_avg()[0]})
     if benchmark.stats:
         benchmark.extra_info["docs_per_s"] = round(n / benchmark.stats.stats.median, 1)
 
@@ -141,7 +142,7 @@ def test_engine_query_latency(
     hits = benchmark.pedantic(run, rounds=200, warmup_rounds=5)
     label = f"xlir-int8 {path_kind}"
     benchmark.extra_info.update(
-        {"engine": label, "same_top10": f"{sum(same)}/{len(same)}", "load": os.getloadavg()[0]}
+        {"engine": label, "same_top10": f"{sum(same)}/{len(same)}", "load": load_avg()[0]}
     )
     if benchmark.stats:
         data = np.asarray(benchmark.stats.stats.data) * 1000
