@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
 from xlir_plugin.manifest import MANIFEST_FILE, Manifest
 
-DEFAULT_NAME = "multilingual-e5-small"
+# cache folder names of the bundled encoder with the shipped projection head, and without it
+BUNDLED_NAMES = {"default": "multilingual-e5-small-xlir", "e5-small-base": "multilingual-e5-small"}
 _SUFFIX = {"int8": "int8", "none": "fp32", "fp32": "fp32", "fp16": "fp16"}
 
 
@@ -19,8 +21,8 @@ def exported_dir(model: str = "default", quantize: str = "int8") -> Path:
         from export.errors import ExportInputError
 
         raise ExportInputError(f"unknown quantization {quantize!r} (int8, fp16 or none)")
-    if model == "default":
-        name = DEFAULT_NAME
+    if model in BUNDLED_NAMES:
+        name = BUNDLED_NAMES[model]
     else:
         name = Path(model.rstrip("/")).name or model.replace("/", "--")
         if "/" in model and not Path(model).expanduser().exists():  # hub id: owner--name
@@ -30,8 +32,8 @@ def exported_dir(model: str = "default", quantize: str = "int8") -> Path:
 
 def ensure_exported(model: str = "default", quantize: str = "int8") -> Path:
     """The exported directory for `model`, exporting it once (parity-checked) if missing, or
-    again when its manifest is unreadable, the source directory changed after the export, or
-    an int8 export was made by an older int8 recipe."""
+    again when its manifest is unreadable, the source directory changed after the export, an
+    int8 export was made by an older int8 recipe, or the default's projection head changed."""
     out = exported_dir(model, quantize)
     if (out / MANIFEST_FILE).is_file() and (out / "model.onnx").is_file():
         try:
@@ -42,6 +44,7 @@ def ensure_exported(model: str = "default", quantize: str = "int8") -> Path:
             manifest
             and not _source_newer(manifest.source_model, out / MANIFEST_FILE)
             and not _old_recipe(manifest)
+            and not _other_projection(model, out)
         ):
             return out
     from export.pipeline import export_model
@@ -53,7 +56,7 @@ def ensure_exported(model: str = "default", quantize: str = "int8") -> Path:
 
 def _source_newer(source: str, manifest_path: Path) -> bool:
     """True when a local source model has files modified after `manifest_path` was written."""
-    if source == "default":
+    if source in BUNDLED_NAMES:
         from xlir_plugin.default_model import default_model_dir
 
         src = default_model_dir()
@@ -72,3 +75,19 @@ def _old_recipe(manifest: Manifest) -> bool:
     if manifest.quantization != "int8":
         return False
     return (manifest.parity.get("int8_recipe") or {}).get("version") != INT8_RECIPE_VERSION
+
+
+def _other_projection(model: str, out: Path) -> bool:
+    """True when the default's export holds another projection head than the shipped one."""
+    if model != "default":
+        return False
+    from xlir_plugin.projection import PROJECTION_INFO_FILE, default_projection
+
+    shipped = default_projection()
+    info = out / PROJECTION_INFO_FILE
+    if shipped is None or not info.is_file():
+        return (shipped is None) != (not info.is_file())
+    try:
+        return json.loads(info.read_text()).get("sha256") != shipped.sha256
+    except ValueError:
+        return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,7 @@ from export import graph
 from export.errors import ExportInputError
 from export.probe import Probe
 from xlir_plugin.manifest import EncoderSettings
+from xlir_plugin.projection import PROJECTION_INFO_FILE, Projection
 
 
 @dataclass
@@ -28,18 +30,34 @@ class Front:
     # int8: `calibrate(tensors) -> per-channel max |x|` when the front knows the figures
     # (the default model ships them); None: calibrate on the training data
     calibration: Callable[[list[str]], dict] | None = None
+    # an alignment head on the output vector (the default model's; `--projection`)
+    projection: Projection | None = None
 
 
 def write_graph(
-    onnx_path: Path, out_dir: Path, settings: EncoderSettings, pooling_in_graph: bool = True
+    onnx_path: Path,
+    out_dir: Path,
+    settings: EncoderSettings,
+    pooling_in_graph: bool = True,
+    projection: Projection | None = None,
 ) -> tuple[str, int]:
-    """`onnx_path` (+ the pooling head) as out_dir/model.onnx; returns the output's name and
-    the graph's opset."""
+    """`onnx_path` (+ the pooling head and a projection) as out_dir/model.onnx; returns the
+    output's name and the graph's opset."""
     proto = graph.onnx.load(str(onnx_path))
     output_name = graph.HIDDEN_OUTPUT
+    if projection is not None and not pooling_in_graph:
+        raise ExportInputError("a projection head needs the pooling in the graph")
     if pooling_in_graph:
-        proto = graph.add_pooling_head(proto, settings.pooling, settings.normalize)
+        weights = None if projection is None else (projection.weight, projection.bias)
+        proto = graph.add_pooling_head(
+            proto, settings.pooling, settings.normalize, projection=weights
+        )
         output_name = graph.EMBEDDING_OUTPUT
+    info = out_dir / PROJECTION_INFO_FILE
+    if projection is None:
+        info.unlink(missing_ok=True)
+    else:
+        info.write_text(json.dumps(projection.info(), indent=2, sort_keys=True) + "\n")
     written = graph.save_model(proto, out_dir / graph.ONNX_FILE)
     if graph.EXTERNAL_DATA_FILE not in [p.name for p in written]:
         (out_dir / graph.EXTERNAL_DATA_FILE).unlink(missing_ok=True)

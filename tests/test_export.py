@@ -199,8 +199,9 @@ def test_ensure_exported_builds_once(tiny, tmp_path, monkeypatch):
 
     model, _ = tiny
     monkeypatch.setenv("XLIR_CACHE", str(tmp_path / "cache"))
-    assert exported_dir("default", "int8").name == "multilingual-e5-small-onnx-int8"
-    assert exported_dir("default", "none").name == "multilingual-e5-small-onnx-fp32"
+    assert exported_dir("default", "int8").name == "multilingual-e5-small-xlir-onnx-int8"
+    assert exported_dir("e5-small-base", "int8").name == "multilingual-e5-small-onnx-int8"
+    assert exported_dir("default", "none").name == "multilingual-e5-small-xlir-onnx-fp32"
     out = ensure_exported(str(model), "int8")
     assert out == tmp_path / "cache" / "models" / "model-onnx-int8"
     assert Manifest.load(out).parity["probe"].startswith("xquad-r")

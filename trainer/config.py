@@ -10,65 +10,65 @@ from pathlib import Path
 CONFIG_FILE = "train_config.json"
 
 
-def _f(default, help: str, choices=None):
+def option(default, help: str, choices=None):
     return field(default=default, metadata={"help": help, "choices": choices})
 
 
 @dataclass
 class TrainConfig:
     # data
-    base: str = _f("default", "base model: a local directory, a hub id, or 'default'")
-    data: str = _f("", "a directory of SQuAD {lang}.json files, or JSONL file(s)/directory")
-    data_format: str = _f("auto", "data format", ["auto", "squad", "jsonl"])
-    langs: str = _f("", "comma-separated languages to keep (default: all)")
-    passage_unit: str = _f("paragraph", "passage unit", ["paragraph", "sentence"])
-    passage_context: bool = _f(True, "sentence passages: the paragraph as a second segment")
-    val_fraction: float = _f(0.05, "share of parallel-id groups held out for validation")
-    output: str = _f("runs/xlir", "output directory")
+    base: str = option("default", "base model: a local directory, a hub id, or 'default'")
+    data: str = option("", "a directory of SQuAD {lang}.json files, or JSONL file(s)/directory")
+    data_format: str = option("auto", "data format", ["auto", "squad", "jsonl"])
+    langs: str = option("", "comma-separated languages to keep (default: all)")
+    passage_unit: str = option("paragraph", "passage unit", ["paragraph", "sentence"])
+    passage_context: bool = option(True, "sentence passages: the paragraph as a second segment")
+    val_fraction: float = option(0.05, "share of parallel-id groups held out for validation")
+    output: str = option("runs/xlir", "output directory")
     # batching
-    batching: str = _f("hybrid", "batch type: X-X, X-Y or hybrid", ["xx", "xy", "hybrid"])
-    alpha: float = _f(0.5, "hybrid: probability of an X-X batch")
-    lang_sampling: str = _f("uniform", "X-X language draw", ["uniform", "size"])
-    batch_size: int = _f(32, "pairs per batch (per process)")
+    batching: str = option("hybrid", "batch type: X-X, X-Y or hybrid", ["xx", "xy", "hybrid"])
+    alpha: float = option(0.5, "hybrid: probability of an X-X batch")
+    lang_sampling: str = option("uniform", "X-X language draw", ["uniform", "size"])
+    batch_size: int = option(32, "pairs per batch (per process)")
     # model and loss
-    pooling: str = _f("auto", "pooling (auto: the base model's setting, else mean)",
+    pooling: str = option("auto", "pooling (auto: the base model's setting, else mean)",
                       ["auto", "mean", "cls"])  # fmt: skip
-    normalize: bool = _f(True, "L2-normalise embeddings")
-    prefixes: bool = _f(True, "prepend the query/passage prefixes")
-    query_prefix: str = _f("query: ", "query prefix")
-    passage_prefix: str = _f("passage: ", "passage prefix")
-    max_query_length: int = _f(64, "max query tokens")
-    max_passage_length: int = _f(256, "max passage tokens")
-    temperature: float = _f(0.05, "softmax temperature over cosine scores")
-    symmetric: bool = _f(False, "add the passage-to-query InfoNCE term")
+    normalize: bool = option(True, "L2-normalise embeddings")
+    prefixes: bool = option(True, "prepend the query/passage prefixes")
+    query_prefix: str = option("query: ", "query prefix")
+    passage_prefix: str = option("passage: ", "passage prefix")
+    max_query_length: int = option(64, "max query tokens")
+    max_passage_length: int = option(256, "max passage tokens")
+    temperature: float = option(0.05, "softmax temperature over cosine scores")
+    symmetric: bool = option(False, "add the passage-to-query InfoNCE term")
     # cross-lingual distillation toward the frozen base model (trainer.parallel)
-    distill_data: str = _f("", "parallel sentences, PATH[:WEIGHT],... ('qa': the data's "
+    distill_data: str = option("", "parallel sentences, PATH[:WEIGHT],... ('qa': the data's "
                            "own question translations); empty: no distillation")  # fmt: skip
-    distill_weight: float = _f(10.0, "weight of the distillation loss")
-    distill_batch_size: int = _f(32, "parallel pairs per step")
-    distill_query_share: float = _f(0.5, "share of pairs embedded with the query prefix")
+    distill_weight: float = option(10.0, "weight of the distillation loss")
+    distill_batch_size: int = option(32, "parallel pairs per step")
+    distill_query_share: float = option(0.5, "share of pairs embedded with the query prefix")
     # optimisation
-    max_steps: int = _f(1000, "optimizer steps")
-    lr: float = _f(3e-5, "peak learning rate")
-    weight_decay: float = _f(0.01, "AdamW weight decay")
-    warmup_ratio: float = _f(0.1, "warmup steps as a share of max steps")
-    warmup_steps: int = _f(-1, "warmup steps (overrides --warmup-ratio when >= 0)")
-    max_grad_norm: float = _f(1.0, "gradient clipping norm (0: off)")
-    precision: str = _f("auto", "auto: bf16 (or fp16) on GPU, fp32 on CPU",
+    max_steps: int = option(1000, "optimizer steps")
+    lr: float = option(3e-5, "peak learning rate")
+    weight_decay: float = option(0.01, "AdamW weight decay")
+    warmup_ratio: float = option(0.1, "warmup steps as a share of max steps")
+    warmup_steps: int = option(-1, "warmup steps (overrides --warmup-ratio when >= 0)")
+    max_grad_norm: float = option(1.0, "gradient clipping norm (0: off)")
+    precision: str = option("auto", "auto: bf16 (or fp16) on GPU, fp32 on CPU",
                         ["auto", "fp32", "bf16", "fp16"])  # fmt: skip
-    gradient_checkpointing: bool = _f(False, "recompute activations to save memory")
-    freeze_embeddings: bool = _f(False, "freeze the word embeddings")
+    gradient_checkpointing: bool = option(False, "recompute activations to save memory")
+    freeze_embeddings: bool = option(False, "freeze the word embeddings")
     # evaluation, checkpoints, logging
-    eval_steps: int = _f(100, "validation loss every N steps (0: never)")
-    eval_batches: int = _f(20, "validation batches per evaluation")
-    patience: int = _f(5, "stop after N evaluations without improvement (0: never)")
-    save_steps: int = _f(500, "checkpoint every N steps (0: only at the end)")
-    save_total_limit: int = _f(2, "checkpoints kept")
-    resume: str = _f("", "resume from a checkpoint directory, or 'auto' (latest in output)")
-    seed: int = _f(42, "random seed")
-    device: str = _f("auto", "auto (cuda if available), cpu, cuda, cuda:N")
-    num_threads: int = _f(0, "CPU threads per process (0: cores / local processes)")
-    progress: bool = _f(True, "tqdm progress bar")
+    eval_steps: int = option(100, "validation loss every N steps (0: never)")
+    eval_batches: int = option(20, "validation batches per evaluation")
+    patience: int = option(5, "stop after N evaluations without improvement (0: never)")
+    save_steps: int = option(500, "checkpoint every N steps (0: only at the end)")
+    save_total_limit: int = option(2, "checkpoints kept")
+    resume: str = option("", "resume from a checkpoint directory, or 'auto' (latest in output)")
+    seed: int = option(42, "random seed")
+    device: str = option("auto", "auto (cuda if available), cpu, cuda, cuda:N")
+    num_threads: int = option(0, "CPU threads per process (0: cores / local processes)")
+    progress: bool = option(True, "tqdm progress bar")
 
     def __post_init__(self):
         checks = {f.name: f.metadata.get("choices") for f in fields(self)}
@@ -118,15 +118,20 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """`--flag-name` per TrainConfig field; bools get `--x/--no-x`."""
+def build_parser(
+    config=None,
+    prog: str = "python -m trainer",
+    description: str = "Hybrid-batch contrastive fine-tuning of a multilingual encoder "
+    "(X-X, X-Y, hybrid).",
+) -> argparse.ArgumentParser:
+    """`--flag-name` per field of `config` (a dataclass; TrainConfig by default); bools get
+    `--x/--no-x`."""
     parser = _Parser(
-        prog="python -m trainer",
-        description="Hybrid-batch contrastive fine-tuning of a multilingual encoder "
-        "(X-X, X-Y, hybrid).",
+        prog=prog,
+        description=description,
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    for f in fields(TrainConfig):
+    for f in fields(config or TrainConfig):
         flags = ["--" + f.name.replace("_", "-"), *ALIASES.get(f.name, [])]
         default = f.default if f.default is not MISSING else None
         kw = {"default": default, "help": f.metadata.get("help", ""), "dest": f.name}

