@@ -2,6 +2,8 @@
 
     python -m export.delta --model runs/distill --output xlir_plugin/shipped/xlir-e5-small \
         [--base default] [--eval int8=results/.../results.json --eval fp32=...]
+    python -m export.delta --projection runs/projection/projection.npz \
+        --output xlir_plugin/default_projection.npz --eval int8=... --eval fp32=...
 
 The delta (see `xlir_plugin.model_delta`) holds the int8 difference of every tensor training
 moved, plus the model's provenance: base, training config (data, steps, seed), the commit of
@@ -56,33 +58,53 @@ def provenance(model: Path, base: str, evals: dict[str, Path], commit: str) -> d
         "seconds_per_step": summary.get("seconds_per_step"),
         "device": summary.get("device"),
     }
-    out["eval"] = {}
-    for name, path in evals.items():
-        exact = json.loads(path.read_text())["backends"]["exact"]["mean"]
-        out["eval"][name] = {k: exact.get(k) for k in EVAL_KEYS}
+    out["eval"] = {name: exact_figures(path) for name, path in evals.items()}
     return out
+
+
+def exact_figures(path: Path) -> dict:
+    """The exact backend's mean figures of an `xlir eval` results.json."""
+    exact = json.loads(path.read_text())["backends"]["exact"]["mean"]
+    return {k: exact.get(k) for k in EVAL_KEYS}
+
+
+def ship_projection(head: Path, output: Path, evals: dict[str, Path]) -> dict:
+    """A trained projection head (`python -m trainer.projection`) with its XQuAD-R figures
+    (`xlir eval` results of the exports that carry it) as the file the repository ships."""
+    from xlir_plugin.projection import load_projection
+
+    projection = load_projection(head)
+    projection.meta["eval"] = {name: exact_figures(path) for name, path in evals.items()}
+    projection.save(output)
+    return {"sha256": projection.sha256, "bytes": output.stat().st_size, **projection.meta["eval"]}
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m export.delta", description=__doc__.split("\n")[0])
-    p.add_argument("--model", required=True, help="the trained transformers directory")
-    p.add_argument("--output", required=True, help="directory to write the delta into")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--model", help="the trained transformers directory")
+    what.add_argument("--projection", help="a projection head .npz (python -m trainer.projection)")
+    p.add_argument("--output", required=True, help="directory to write the delta into (a "
+                   ".npz file for --projection)")  # fmt: skip
     p.add_argument("--base", default="default", help="the base it was trained from")
     p.add_argument("--eval", action="append", default=[], metavar="NAME=FILE",
                    help="record an `xlir eval` results.json (exact backend) under NAME")  # fmt: skip
     p.add_argument("--commit", default=None, help="commit of the training code (default: HEAD)")
     args = p.parse_args(argv)
-    model = Path(args.model)
     try:
-        if not (model / "train_config.json").is_file():
-            raise XlirError(f"{model}: no train_config.json (not a `python -m trainer` output)")
-        commit = args.commit or git_commit(Path(__file__).resolve().parents[1])
         evals = {}
         for item in args.eval:
             name, sep, path = item.partition("=")
             if not sep:
                 raise XlirError(f"--eval {item}: expected NAME=FILE")
             evals[name] = Path(path)
+        if args.projection:
+            print(json.dumps(ship_projection(Path(args.projection), Path(args.output), evals)))
+            return 0
+        model = Path(args.model)
+        if not (model / "train_config.json").is_file():
+            raise XlirError(f"{model}: no train_config.json (not a `python -m trainer` output)")
+        commit = args.commit or git_commit(Path(__file__).resolve().parents[1])
         prov = provenance(model, args.base, evals, commit)
         base = resolve_hf_model(args.base)
         stats = make_delta(base, model, args.output, prov)

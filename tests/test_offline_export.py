@@ -15,6 +15,7 @@ import pytest
 from export.bert_graph import bert_graph
 from export.graph import HIDDEN_OUTPUT
 from tests.tiny_models import build_tiny_encoder
+from xlir_plugin.projection import default_projection
 
 TEXTS = ["what is the capital city", "wer ist der king of the land of paris", "madrid"]
 
@@ -75,12 +76,16 @@ def test_default_int8_is_built_without_torch_and_passes_the_gate(tmp_path):
     report = json.loads(run.stdout.strip().splitlines()[-1])
     parity = report["parity"]
     assert parity["passed"] and not parity["forced"]
-    assert parity["cosine_min"] >= 0.99 and parity["cosine_mean"] >= 0.998
+    # through the shipped projection head (min .9958, mean .9976 measured; .9990 / .9994
+    # without it): the head strips the directions all vectors share, so noise weighs more
+    assert parity["cosine_min"] >= 0.99 and parity["cosine_mean"] >= 0.997
     recipe = parity["int8_recipe"]
     assert recipe["outliers"]["calibration"].startswith("shipped default_calibration.npz")
     assert recipe["word_embeddings"]["bits"] == 4
     assert report["sizes"]["model.onnx"] <= 80 * 1024**2
     assert (out / "xlir_source.json").is_file()
+    head = json.loads((out / "xlir_projection.json").read_text())  # the shipped head is in
+    assert head["sha256"] == default_projection().sha256 and head["training_commit"]
 
 
 @pytest.mark.slow

@@ -185,3 +185,36 @@ def test_cli_flags_come_from_the_config():
     args = parser.parse_args(["--seeds", "3,4", "--ntrex-weight", "2", "--no-progress"])
     cfg = ProjectionConfig(**vars(args))
     assert cfg.seed_list == [3, 4] and cfg.ntrex_weight == 2.0 and not cfg.progress
+
+
+def test_export_delta_ships_a_head_with_its_eval_figures(tmp_path):
+    from export.delta import main
+
+    figures = {"mono": 0.8, "cross": 0.68, "multi": 0.54, "rank_distance": 414.0}
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"backends": {"exact": {"mean": figures}}}))
+    head = _head(8)
+    head.save(tmp_path / "trained.npz")
+    out = tmp_path / "shipped.npz"
+    code = main(["--projection", str(tmp_path / "trained.npz"), "--output", str(out),
+                 "--eval", f"int8={results}"])  # fmt: skip
+    assert code == 0
+    shipped = load_projection(out)
+    assert shipped.sha256 == head.sha256  # figures are provenance, not weights
+    assert shipped.meta["eval"]["int8"]["multi"] == 0.54 and shipped.meta["seed"] == 0
+
+
+def test_the_shipped_head_says_how_it_was_made_and_what_it_scored():
+    """The committed default head: trained by trainer.projection on training data, selected on
+    validation, and its recorded XQuAD-R figures keep int8 within .005 of fp32."""
+    from xlir_plugin.projection import default_projection
+
+    head = default_projection()
+    assert head is not None and head.weight.shape == (384, 384)
+    meta = head.meta
+    assert meta["base"] == "e5-small-base" and meta["training_commit"] not in ("", "?")
+    assert meta["validation"]["score"] > meta["validation_base"]["score"]
+    int8, fp32 = meta["eval"]["int8"], meta["eval"]["fp32"]
+    for column in ("mono", "cross", "multi"):
+        assert abs(int8[column] - fp32[column]) <= 0.005
+    assert "xquad" not in json.dumps(meta["data"]).lower()

@@ -26,6 +26,7 @@ from tests.onnx_fixtures import build_onnx_model, words_of
 from xlir_plugin.default_model import DEFAULT_MODEL_DIRNAME, materialize_default
 from xlir_plugin.demo import DEMO_INDEX
 from xlir_plugin.evaluation.data import load_lareqa
+from xlir_plugin.projection import PROJECTION_INFO_FILE, default_projection
 from xlir_plugin.testing.elasticsearch import ES_VERSION, NodeInfo
 
 pytestmark = [pytest.mark.es, pytest.mark.slow]
@@ -84,7 +85,11 @@ def workspace(tmp_path_factory, es, es_settings, xquad_dir):
 
     cache = work / "cache"
     (cache / "models").mkdir(parents=True)
-    shutil.copytree(model, cache / "models" / exported_dir("default").name)
+    default_dir = cache / "models" / exported_dir("default").name
+    shutil.copytree(model, default_dir)
+    shipped = default_projection()  # stands in for the default with the shipped head
+    if shipped is not None:
+        (default_dir / PROJECTION_INFO_FILE).write_text(json.dumps(shipped.info()))
     (cache / "models" / DEFAULT_MODEL_DIRNAME).symlink_to(materialize_default(progress=False))
     # the node file `xlir es start` writes; its pid (this process) is alive for the whole run
     NodeInfo(
