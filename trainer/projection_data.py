@@ -9,7 +9,7 @@ sources, both TRAINING data (never XQuAD-R):
 - NTREX-128: a news sentence as query -> the same sentence as passage (11 languages, all of
   XQuAD-R's; 11-way parallel, so X-Y pairs exist between every two languages).
 
-Encoding is the slow part (2 cores: ~10 minutes for both sets), so the vectors are cached in
+Encoding is the slow part (2 cores: ~15 minutes for both sets), so the vectors are cached in
 the output directory under the model's sha256 and the very texts.
 """
 
