@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from trainer.config import build_parser, option
+from trainer.losses import info_nce
 from trainer.projection_data import VectorSet, encode_set, ntrex_texts, squad_texts
 from trainer.samplers import HybridBatchSampler
 from xlir_plugin.evaluation.run import evaluate_vectors
@@ -114,16 +115,15 @@ def train_head(
     def project(x: np.ndarray) -> torch.Tensor:
         return F.normalize(torch.from_numpy(x) @ weight + bias, dim=-1)
 
-    best, best_score, history = head(), validate(head(), val)["score"], []
-    history.append({"step": 0, **validate(best, val)})
+    start = validate(head(), val)
+    best, best_score, history = head(), start["score"], [{"step": 0, **start}]
     for step in tqdm(range(1, cfg.steps + 1), desc=f"head seed {seed}", disable=not cfg.progress):
         loss = torch.zeros(())
         for s, w, stream in zip(train, weights, streams, strict=True):
             batch = next(stream)
             q = project(s.queries[batch.query_rows])
             p = project(s.passages[batch.passage_rows])
-            scores = q @ p.T / cfg.temperature
-            loss = loss + w * F.cross_entropy(scores, torch.arange(len(scores)))
+            loss = loss + w * info_nce(q, p, cfg.temperature)
         opt.zero_grad()
         loss.backward()
         opt.step()
