@@ -6,10 +6,14 @@ import json
 import sys
 from pathlib import Path
 
+from xlir_plugin.default_model import BASE_MODEL_NAME, BUNDLED_MODEL_NAMES, DEFAULT_MODEL_NAME
 from xlir_plugin.manifest import MANIFEST_FILE, Manifest
 
 # cache folder names of the bundled encoder with the shipped projection head, and without it
-BUNDLED_NAMES = {"default": "multilingual-e5-small-xlir", "e5-small-base": "multilingual-e5-small"}
+BUNDLED_DIRS = {
+    DEFAULT_MODEL_NAME: "multilingual-e5-small-xlir",
+    BASE_MODEL_NAME: "multilingual-e5-small",
+}
 _SUFFIX = {"int8": "int8", "none": "fp32", "fp32": "fp32", "fp16": "fp16"}
 
 
@@ -21,8 +25,8 @@ def exported_dir(model: str = "default", quantize: str = "int8") -> Path:
         from export.errors import ExportInputError
 
         raise ExportInputError(f"unknown quantization {quantize!r} (int8, fp16 or none)")
-    if model in BUNDLED_NAMES:
-        name = BUNDLED_NAMES[model]
+    if model in BUNDLED_DIRS:
+        name = BUNDLED_DIRS[model]
     else:
         name = Path(model.rstrip("/")).name or model.replace("/", "--")
         if "/" in model and not Path(model).expanduser().exists():  # hub id: owner--name
@@ -56,7 +60,7 @@ def ensure_exported(model: str = "default", quantize: str = "int8") -> Path:
 
 def _source_newer(source: str, manifest_path: Path) -> bool:
     """True when a local source model has files modified after `manifest_path` was written."""
-    if source in BUNDLED_NAMES:
+    if source in BUNDLED_MODEL_NAMES:
         from xlir_plugin.default_model import default_model_dir
 
         src = default_model_dir()
@@ -79,15 +83,13 @@ def _old_recipe(manifest: Manifest) -> bool:
 
 def _other_projection(model: str, out: Path) -> bool:
     """True when the default's export holds another projection head than the shipped one."""
-    if model != "default":
+    if model != DEFAULT_MODEL_NAME:
         return False
     from xlir_plugin.projection import PROJECTION_INFO_FILE, default_projection
 
     shipped = default_projection()
-    info = out / PROJECTION_INFO_FILE
-    if shipped is None or not info.is_file():
-        return (shipped is None) != (not info.is_file())
     try:
-        return json.loads(info.read_text()).get("sha256") != shipped.sha256
-    except ValueError:
-        return True
+        recorded = json.loads((out / PROJECTION_INFO_FILE).read_text()).get("sha256")
+    except (OSError, ValueError):
+        recorded = None  # no head in the export (or an unreadable record of one)
+    return recorded != (shipped.sha256 if shipped else None)

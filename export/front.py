@@ -41,8 +41,9 @@ def write_graph(
     pooling_in_graph: bool = True,
     projection: Projection | None = None,
 ) -> tuple[str, int]:
-    """`onnx_path` (+ the pooling head and a projection) as out_dir/model.onnx; returns the
-    output's name and the graph's opset."""
+    """`onnx_path` (+ the pooling head and a projection) as out_dir/model.onnx, and the
+    projection's record (`xlir_projection.json`: sha256, provenance) beside it, removed when
+    there is none; returns the output's name and the graph's opset."""
     proto = graph.onnx.load(str(onnx_path))
     output_name = graph.HIDDEN_OUTPUT
     if projection is not None and not pooling_in_graph:

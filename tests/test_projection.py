@@ -115,8 +115,7 @@ def test_hybrid_head_removes_language_bias():
     pairs = [s.split(0.25) for s in sets]
     train, val = [p[0] for p in pairs], [p[1] for p in pairs]
     cfg = ProjectionConfig(steps=150, batch_size=32, eval_every=50, lr=1e-2, progress=False)
-    identity = Projection(np.eye(24, dtype=np.float32), np.zeros(24, np.float32))
-    before = validate(identity, val)
+    before = validate(Projection.identity(24), val)
     head, history = train_head(train, val, cfg, seed=0)
     after = validate(head, val)
     assert [h["step"] for h in history] == [0, 50, 100, 150]

@@ -102,9 +102,9 @@ def train_head(
 ) -> tuple[Projection, list[dict]]:
     """One seed: the head at its best validation step, and the validation history."""
     torch.manual_seed(seed)
-    dim = train[0].queries.shape[1]
-    weight = torch.nn.Parameter(torch.eye(dim))
-    bias = torch.nn.Parameter(torch.zeros(dim))
+    start = Projection.identity(train[0].queries.shape[1])
+    weight = torch.nn.Parameter(torch.from_numpy(start.weight.copy()))
+    bias = torch.nn.Parameter(torch.from_numpy(start.bias.copy()))
     opt = torch.optim.AdamW([weight, bias], lr=cfg.lr, weight_decay=cfg.weight_decay)
     weights = [1.0, cfg.ntrex_weight][: len(train)]
     streams = [_batches(s, cfg, seed + 1000 * i) for i, s in enumerate(train)]
@@ -115,8 +115,8 @@ def train_head(
     def project(x: np.ndarray) -> torch.Tensor:
         return F.normalize(torch.from_numpy(x) @ weight + bias, dim=-1)
 
-    start = validate(head(), val)
-    best, best_score, history = head(), start["score"], [{"step": 0, **start}]
+    figures = validate(start, val)
+    best, best_score, history = start, figures["score"], [{"step": 0, **figures}]
     for step in tqdm(range(1, cfg.steps + 1), desc=f"head seed {seed}", disable=not cfg.progress):
         loss = torch.zeros(())
         for s, w, stream in zip(train, weights, streams, strict=True):
@@ -153,8 +153,7 @@ def run(cfg: ProjectionConfig, commit: str = "unknown") -> dict:
     sets = load_sets(cfg)
     pairs = [s.split(cfg.val_fraction) for s in sets]
     train, val = [p[0] for p in pairs], [p[1] for p in pairs]
-    base = validate(Projection(np.eye(sets[0].queries.shape[1], dtype=np.float32),
-                               np.zeros(sets[0].queries.shape[1], np.float32)), val)  # fmt: skip
+    base = validate(Projection.identity(sets[0].queries.shape[1]), val)
     seeds = {}
     for seed in cfg.seed_list:
         started = time.perf_counter()

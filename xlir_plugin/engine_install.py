@@ -18,19 +18,18 @@ from dataclasses import replace
 from pathlib import Path
 
 from .connection import EsSettings, connect
-from .default_model import BASE_MODEL_NAME, DEFAULT_MODEL_NAME
+from .default_model import BUNDLED_MODEL_NAMES
 from .engine import EngineError, ModelNotInstalled, models
 from .errors import InputError
 from .manifest import MANIFEST_FILE, Manifest, sha256_file
 
 MODEL_FILES = ("model.onnx", "tokenizer.json", MANIFEST_FILE)
-BUNDLED = (DEFAULT_MODEL_NAME, BASE_MODEL_NAME)
 NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$")
 
 
 def default_name(model: str) -> str:
     """`default` / `e5-small-base` for the bundled model, else the exported directory's name."""
-    return model if model in BUNDLED else Path(model).resolve().name
+    return model if model in BUNDLED_MODEL_NAMES else Path(model).resolve().name
 
 
 def check_name(name: str) -> str:
@@ -146,12 +145,13 @@ def remove_model(name: str, settings: EsSettings | None = None, future_nodes: bo
 
 def ensure_installed(es, settings: EsSettings, model: str, name: str | None = None):
     """The `EngineModel` for what the user gave after `--model`: an installed name as it is;
-    an exported dir, `default` or `e5-small-base` is installed first (again when its model.onnx changed), on
+    an exported dir, `default` or `e5-small-base` is installed first (again when its
+    model.onnx changed), on
     the running nodes only (`xlir es install-model` also installs for nodes started later)."""
     from .engine import engine_model
 
     path = Path(model)
-    local = model in BUNDLED or path.is_dir()
+    local = model in BUNDLED_MODEL_NAMES or path.is_dir()
     if not local:
         return engine_model(es, check_name(name or model))
     from .models import resolve_served_model

@@ -34,6 +34,11 @@ class Projection:
     bias: np.ndarray  # (dim_out,)
     meta: dict = field(default_factory=dict)
 
+    @classmethod
+    def identity(cls, dim: int) -> Projection:
+        """The head that changes nothing: where training starts, and the baseline it beats."""
+        return cls(np.eye(dim, dtype=np.float32), np.zeros(dim, np.float32))
+
     @property
     def sha256(self) -> str:
         """Names these weights: an export made with other weights is rebuilt."""
