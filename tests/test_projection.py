@@ -217,3 +217,22 @@ def test_the_shipped_head_says_how_it_was_made_and_what_it_scored():
     for column in ("mono", "cross", "multi"):
         assert abs(int8[column] - fp32[column]) <= 0.005
     assert "xquad" not in json.dumps(meta["data"]).lower()
+
+
+def test_parallel_sets_take_each_rows_own_languages(tmp_path):
+    from trainer.projection_data import ntrex_texts, tatoeba_texts
+
+    rows = [
+        {"id": "t0", "text": {"en": "A cat?", "de": "Eine Katze?"}},
+        {"id": "t1", "text": {"en": "Hi.", "tr": "Selam.", "zh": "你好。"}},
+    ]
+    path = tmp_path / "multiway.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    tat = tatoeba_texts(path)
+    assert tat.name == "tatoeba" and tat.queries == tat.passages
+    assert list(zip(tat.pids, tat.langs, tat.groups.tolist(), strict=True)) == [
+        ("t0", "de", 0), ("t0", "en", 0), ("t1", "en", 1), ("t1", "tr", 1), ("t1", "zh", 1),
+    ]  # fmt: skip
+    assert tat.queries[4] == "你好。"
+    one = ntrex_texts(path, max_ids=1)
+    assert one.name == "ntrex128" and len(set(one.pids)) == 1 and len(set(one.groups)) == 1

@@ -7,9 +7,10 @@ initialised to the identity) is trained with the paper's objective: InfoNCE with
 negatives over hybrid batches (X-X with probability alpha, else X-Y; `HybridBatchSampler`),
 one batch of question -> answer-sentence pairs (squad-dev-parallel) and one X-Y batch of
 sentence -> translation pairs (NTREX-128, all 11 XQuAD-R languages; an X-X pair of one
-sentence would teach nothing) per step. Every `--eval-every` steps
-the head is scored on held-out groups of both sets exactly as `xlir eval` scores XQuAD-R
-(Mono, Cross, Multi, rank distance); the best step by the mean of the six mAPs is kept.
+sentence would teach nothing) per step; `--tatoeba-weight` adds a third, Tatoeba X-Y batch
+(measured: no gain on validation, results/projection.md). Every `--eval-every` steps
+the head is scored on held-out groups of every set exactly as `xlir eval` scores XQuAD-R
+(Mono, Cross, Multi, rank distance); the best step by the mean of their mAPs is kept.
 XQuAD-R is never read here.
 
 Why a head and not the whole encoder: on 2 CPU cores a full fine-tuning step takes 25-50 s
@@ -35,7 +36,13 @@ from tqdm.auto import tqdm
 
 from trainer.config import build_parser, option
 from trainer.losses import info_nce
-from trainer.projection_data import VectorSet, encode_set, ntrex_texts, squad_texts
+from trainer.projection_data import (
+    VectorSet,
+    encode_set,
+    ntrex_texts,
+    squad_texts,
+    tatoeba_texts,
+)
 from trainer.samplers import HybridBatchSampler
 from xlir_plugin.evaluation.run import evaluate_vectors
 from xlir_plugin.paths import data_dir
@@ -52,6 +59,8 @@ class ProjectionConfig:
     ntrex: str = option("", "ntrex128.jsonl (default: $XLIR_DATA/ntrex128/ntrex128.jsonl)")
     ntrex_ids: int = option(1200, "NTREX sentences used (seeded subset; 0: all 1,997)")
     ntrex_weight: float = option(1.0, "weight of the NTREX loss against the squad loss")
+    tatoeba: str = option("", "tatoeba_multiway_by_en.jsonl (default: $XLIR_DATA/tatoeba/...)")
+    tatoeba_weight: float = option(0.0, "weight of a Tatoeba X-Y loss (0: Tatoeba not used)")
     steps: int = option(1000, "optimizer steps")
     batch_size: int = option(256, "pairs per batch (each source)")
     alpha: float = option(0.5, "hybrid: probability of an X-X batch")
@@ -70,7 +79,8 @@ class ProjectionConfig:
 
 
 def validate(head: Projection, sets: list[VectorSet]) -> dict:
-    """Mono/Cross/Multi mAP and rank distance per held-out set, and `score`: the mean mAP."""
+    """Mono/Cross/Multi mAP and rank distance per held-out set, and `score`: the mean of the
+    mAPs of every set (so a run with Tatoeba is scored on it too)."""
     out: dict = {}
     for s in sets:
         data, queries, cands = s.as_lareqa()
@@ -106,7 +116,7 @@ def train_head(
     weight = torch.nn.Parameter(torch.from_numpy(start.weight.copy()))
     bias = torch.nn.Parameter(torch.from_numpy(start.bias.copy()))
     opt = torch.optim.AdamW([weight, bias], lr=cfg.lr, weight_decay=cfg.weight_decay)
-    weights = [1.0, cfg.ntrex_weight][: len(train)]
+    weights = [1.0, cfg.ntrex_weight, cfg.tatoeba_weight][: len(train)]
     streams = [_batches(s, cfg, seed + 1000 * i) for i, s in enumerate(train)]
 
     def head() -> Projection:
@@ -144,6 +154,9 @@ def load_sets(cfg: ProjectionConfig) -> list[VectorSet]:
     ntrex = Path(cfg.ntrex) if cfg.ntrex else root / "ntrex128" / "ntrex128.jsonl"
     encoder = OnnxEncoder(resolve_served_model(cfg.base), threads=cfg.threads or None)
     texts = [squad_texts(squad), ntrex_texts(ntrex, cfg.ntrex_ids)]
+    if cfg.tatoeba_weight > 0:
+        default = root / "tatoeba" / "tatoeba_multiway_by_en.jsonl"
+        texts.append(tatoeba_texts(Path(cfg.tatoeba) if cfg.tatoeba else default))
     return [encode_set(encoder, t, Path(cfg.output), cfg.progress) for t in texts]
 
 

@@ -8,6 +8,7 @@ sources, both TRAINING data (never XQuAD-R):
   alone, as `xlir eval` encodes XQuAD-R candidates); group = the paragraph's group.
 - NTREX-128: a news sentence as query -> the same sentence as passage (11 languages, all of
   XQuAD-R's; 11-way parallel, so X-Y pairs exist between every two languages).
+- Tatoeba (optional): short everyday sentences, English and its translations (10 languages).
 
 Encoding is the slow part (2 cores: ~15 minutes for both sets), so the vectors are cached in
 the output directory under the model's sha256 and the very texts.
@@ -98,17 +99,30 @@ def squad_texts(path: Path) -> TextSet:
     )
 
 
-def ntrex_texts(path: Path, max_ids: int = 0, seed: int = 0) -> TextSet:
-    """Every language of every sentence (or of a seeded `max_ids` of them); group = sentence."""
+def parallel_texts(path: Path, name: str, max_ids: int = 0, seed: int = 0) -> TextSet:
+    """Multi-way parallel sentences (JSONL rows `{"id", "text": {lang: sentence}}`): each
+    language of each row (or of a seeded `max_ids` rows) as query and passage; group = row."""
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
     if max_ids and max_ids < len(rows):
         keep = np.sort(np.random.default_rng(seed).permutation(len(rows))[:max_ids])
         rows = [rows[i] for i in keep]
-    langs = sorted(rows[0]["text"])
-    pids = [r["id"] for r in rows for _ in langs]
-    texts = [r["text"][lang] for r in rows for lang in langs]
-    groups = np.repeat(np.arange(len(rows)), len(langs))
-    return TextSet("ntrex128", pids, langs * len(rows), groups, texts, texts)
+    cells = [
+        (g, r["id"], lang, r["text"][lang])
+        for g, r in enumerate(rows)
+        for lang in sorted(r["text"])
+    ]
+    groups, pids, langs, texts = (list(c) for c in zip(*cells, strict=True))
+    return TextSet(name, pids, langs, np.asarray(groups), texts, texts)
+
+
+def ntrex_texts(path: Path, max_ids: int = 0, seed: int = 0) -> TextSet:
+    """NTREX-128: 11-way parallel, every XQuAD-R language in every row."""
+    return parallel_texts(path, "ntrex128", max_ids, seed)
+
+
+def tatoeba_texts(path: Path) -> TextSet:
+    """Tatoeba grouped by identical English sentence: English plus 1-10 languages per row."""
+    return parallel_texts(path, "tatoeba")
 
 
 def encode_set(encoder, texts: TextSet, cache_dir: Path, progress: bool = True) -> VectorSet:
