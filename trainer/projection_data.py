@@ -1,8 +1,8 @@
 """The vectors a projection head trains on: the frozen encoder's output for the training sets.
 
 A `VectorSet` is an example table in vector form: per row a parallel id, a language, a group
-(rows of one group never share a batch), the query's vector and its passage's vector. Two
-sources, both TRAINING data (never XQuAD-R):
+(rows of one group never share a batch), the query's vector and its passage's vector. The
+sources, all TRAINING data (never XQuAD-R):
 
 - squad-dev-parallel: question -> the sentence holding its answer (4 languages; the sentence
   alone, as `xlir eval` encodes XQuAD-R candidates); group = the paragraph's group.
@@ -10,8 +10,8 @@ sources, both TRAINING data (never XQuAD-R):
   XQuAD-R's; 11-way parallel, so X-Y pairs exist between every two languages).
 - Tatoeba (optional): short everyday sentences, English and its translations (10 languages).
 
-Encoding is the slow part (2 cores: ~15 minutes for both sets), so the vectors are cached in
-the output directory under the model's sha256 and the very texts.
+Encoding is the slow part (2 cores: ~15 minutes for squad and 1,200 NTREX sentences), so the
+vectors are cached in the output directory under the model's sha256 and the very texts.
 """
 
 from __future__ import annotations
