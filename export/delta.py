@@ -86,10 +86,12 @@ def main(argv: list[str] | None = None) -> int:
     what.add_argument("--projection", help="a projection head .npz (python -m trainer.projection)")
     p.add_argument("--output", required=True, help="directory to write the delta into (a "
                    ".npz file for --projection)")  # fmt: skip
-    p.add_argument("--base", default="default", help="the base it was trained from")
+    p.add_argument("--base", default="default", help="the base it was trained from (--model "
+                   "only: a head records its own base)")  # fmt: skip
     p.add_argument("--eval", action="append", default=[], metavar="NAME=FILE",
                    help="record an `xlir eval` results.json (exact backend) under NAME")  # fmt: skip
-    p.add_argument("--commit", default=None, help="commit of the training code (default: HEAD)")
+    p.add_argument("--commit", default=None, help="commit of the training code (default: "
+                   "HEAD; --model only: a head records its own)")  # fmt: skip
     args = p.parse_args(argv)
     try:
         evals = {}

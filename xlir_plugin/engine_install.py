@@ -146,8 +146,8 @@ def remove_model(name: str, settings: EsSettings | None = None, future_nodes: bo
 def ensure_installed(es, settings: EsSettings, model: str, name: str | None = None):
     """The `EngineModel` for what the user gave after `--model`: an installed name as it is;
     an exported dir, `default` or `e5-small-base` is installed first (again when its
-    model.onnx changed), on
-    the running nodes only (`xlir es install-model` also installs for nodes started later)."""
+    model.onnx changed), on the running nodes only (`xlir es install-model` also installs for
+    nodes started later)."""
     from .engine import engine_model
 
     path = Path(model)
