@@ -114,9 +114,10 @@ def test_round_trip_recall_matches_exact_numpy(es, encoder, corpus, pool):
 
 
 @pytest.mark.es
-def test_one_search_returns_what_msearch_returned(es, encoder, corpus, pool):
-    """`search` sends `_search` with a filtered response (it sent `_msearch` before): the
-    same hits, scores, languages, texts and extra fields, in every mode."""
+def test_one_search_returns_what_the_knn_section_returned(es, encoder, corpus, pool):
+    """`search` sends one `_search` with a `knn` query and a filtered response (before: the
+    top-level `knn` section through `_msearch`): the same hits, scores, languages, texts and
+    extra fields, in every mode."""
     index, _ = pool
     index_type = cached_meta(es, index)["index_options"].get("type")
     modes = [("multilingual", None, None), ("cross", None, "de,es"), ("mono", "ru", None)]
@@ -125,7 +126,9 @@ def test_one_search_returns_what_msearch_returned(es, encoder, corpus, pool):
         hits = search(es, index, encoder, doc["text"], mode, lang, targets, k=10)
         vector = encoder.encode_queries([doc["text"]])[0].tolist()
         filters = [f] if (f := lang_filter(mode, lang, targets)) else []
-        (before,) = _msearch(es, index, [knn_body(vector, 10, None, filters, None, index_type)])
+        section = knn_body(vector, 10, None, filters, None, index_type)
+        section["knn"] = section.pop("query")["knn"]
+        (before,) = _msearch(es, index, [section])
         assert [h.as_dict() for h in hits] == [h.as_dict() for h in before]
 
 

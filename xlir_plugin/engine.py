@@ -228,7 +228,7 @@ def engine_search(
 
     Same modes and filters as `search.search`; `knn`: `num_candidates`, `rescore`, `source`
     as for `search.knn_body`. check=False skips the index stamp check (the caller did it)."""
-    from .search import _filters, _msearch, knn_body
+    from .search import _filters, _search, knn_body
 
     if not isinstance(text, str) or not text.strip():
         raise InputError("the query text is empty")
@@ -236,6 +236,6 @@ def engine_search(
     meta = check_engine_index(es, index, model) if check else cached_meta(es, index)
     knn["index_type"] = (meta.get("index_options") or {}).get("type")
     body = knn_body([], k, filters=filters, **knn)
-    del body["knn"]["query_vector"]
-    body["knn"]["query_vector_builder"] = {BUILDER: {"model": model.name, "text": text}}
-    return _msearch(es, index, [body])[0]
+    del body["query"]["knn"]["query_vector"]
+    body["query"]["knn"]["query_vector_builder"] = {BUILDER: {"model": model.name, "text": text}}
+    return _search(es, index, body)

@@ -129,7 +129,11 @@ def knn_body(
     index_type: str | None = None,
     source: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """A search body with the kNN clause (filters inside it: pre-filtering).
+    """A search body with a `knn` query (filters inside it: pre-filtering).
+
+    The `knn` query, not the top-level `knn` section: the section runs its own DFS phase
+    before the query phase, one more round inside the node for the same hits on one shard
+    (each shard returns its own top k either way).
 
     rescore: None leaves the index default; a float oversamples by that factor and rescores
     the candidates with the full-precision vectors; True means 3.0; False/0 turns it off.
@@ -153,7 +157,7 @@ def knn_body(
             )
         knn["rescore_vector"] = {"oversample": oversample}
     return {
-        "knn": knn,
+        "query": {"knn": knn},
         "size": k,
         "track_total_hits": False,
         "_source": list(source) if source is not None else {"excludes": [VECTOR_FIELD]},
