@@ -131,9 +131,8 @@ def knn_body(
 ) -> dict[str, Any]:
     """A search body with a `knn` query (filters inside it: pre-filtering).
 
-    The `knn` query, not the top-level `knn` section: the section runs its own DFS phase
-    before the query phase, one more round inside the node for the same hits on one shard
-    (each shard returns its own top k either way).
+    The `knn` query, not the top-level `knn` section: both give each shard's top k and the
+    same hits, but the section first runs a DFS phase of its own, one more round in the node.
 
     rescore: None leaves the index default; a float oversamples by that factor and rescores
     the candidates with the full-precision vectors; True means 3.0; False/0 turns it off.
