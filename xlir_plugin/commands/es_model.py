@@ -54,9 +54,17 @@ def installed_model(es, args: argparse.Namespace, **conflicts: str):
     from ..engine_install import ensure_installed
     from ..errors import InputError
 
+    settings = settings_from_args(args)
+    if settings.engine != "elasticsearch":
+        raise InputError(
+            "{in_engine} from Python speaks to the Elasticsearch plugin; on OpenSearch, index "
+            "through the plugin's xlir_embed pipeline and search with its xlir_knn query "
+            "(README, OpenSearch)",
+            arguments=["in_engine"],
+        )
     for name, why in conflicts.items():
         if getattr(args, name):
             raise InputError(
                 f"{{{name}}} does not go with {{in_engine}}: {why}", arguments=[name, "in_engine"]
             )
-    return ensure_installed(es, settings_from_args(args), args.model)
+    return ensure_installed(es, settings, args.model)

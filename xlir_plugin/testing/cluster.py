@@ -16,17 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from .elasticsearch import (
-    ES_VERSION,
-    NodeInfo,
-    _free_port,
-    _launch,
-    _reap,
-    _wait_until_up,
-    is_running,
-    start,
-    stop,
-)
+from . import local_node
+from .elasticsearch import ES_VERSION, _wait_until_up, start
+from .local_node import NodeInfo, free_port, is_running, reap, stop
 
 
 def kill(info: NodeInfo, timeout: float = 30) -> None:
@@ -35,7 +27,7 @@ def kill(info: NodeInfo, timeout: float = 30) -> None:
         os.killpg(info.pid, signal.SIGKILL)
     deadline = time.monotonic() + timeout
     while is_running(info) and time.monotonic() < deadline:
-        _reap(info.pid)
+        reap(info.pid)
         time.sleep(0.1)
 
 
@@ -43,7 +35,7 @@ def restart(info: NodeInfo, timeout: float = 240) -> NodeInfo:
     """Start a stopped or killed node again with its own data, ports and settings."""
     workdir = Path(info.workdir)
     launch = json.loads((workdir / "launch.json").read_text())
-    proc = _launch(workdir, launch["cmd"], dict(os.environ, **launch["env"]))
+    proc = local_node.launch(workdir, launch["cmd"], dict(os.environ, **launch["env"]))
     info = replace(info, pid=proc.pid)
     _wait_until_up(info, proc, timeout)
     info.save(workdir / "node.json")
@@ -62,7 +54,7 @@ def start_cluster(
     """
     name = f"xlir-local-{secrets.token_hex(4)}"
     password = secrets.token_hex(16)
-    transports = [_free_port() for _ in range(nodes)]
+    transports = [free_port() for _ in range(nodes)]
 
     def one(i: int) -> NodeInfo:
         settings: dict[str, str | None] = {

@@ -1,0 +1,25 @@
+"""`xlir os start|stop|status|env`: a local OpenSearch node (with the k-NN plugin; plain HTTP on
+loopback: the distribution has no security plugin), the same actions as `xlir es`."""
+
+from __future__ import annotations
+
+import argparse
+
+from ..testing import opensearch as node
+from ..testing.local_node import NodeInfo
+from .node import add_actions, ensure_started
+
+
+def register(verbs: argparse._SubParsersAction) -> None:
+    add_actions(verbs, "os", node, start_node)
+
+
+def start_node(args: argparse.Namespace) -> NodeInfo:
+    return node.start(version=args.version, heap=args.heap)
+
+
+def ensure_local() -> tuple[NodeInfo, bool]:
+    """The running local node, or a new one with the defaults (for `xlir demo`)."""
+    return ensure_started(
+        argparse.Namespace(engine=node.ENGINE, heap=None, version=node.VERSION), start_node
+    )
