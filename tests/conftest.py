@@ -1,4 +1,5 @@
-"""Shared fixtures: a real Elasticsearch node for the whole session (never a mock)."""
+"""Shared fixtures: a real Elasticsearch node for the whole session, and a real OpenSearch
+node for the tests that ask for one (never a mock)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 
 from xlir_plugin.connection import EsSettings, connect
 from xlir_plugin.testing import elasticsearch as node
+from xlir_plugin.testing import opensearch as opensearch_node
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,6 +32,25 @@ def es_settings() -> Iterator[EsSettings]:
 @pytest.fixture(scope="session")
 def es(es_settings: EsSettings):
     client = connect(es_settings)
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def opensearch_settings() -> Iterator[EsSettings]:
+    """`XLIR_OS_URL` when set (a running node, kept), else a node started here on first use
+    (heap 512m: the test indexes are small) and stopped at the end."""
+    if os.environ.get("XLIR_OS_URL"):
+        yield EsSettings(url=os.environ["XLIR_OS_URL"], engine="opensearch")
+        return
+    info = opensearch_node.start(heap="512m")
+    yield EsSettings(url=info.url, engine="opensearch")
+    node.stop(info)
+
+
+@pytest.fixture(scope="session")
+def opensearch(opensearch_settings: EsSettings):
+    client = connect(opensearch_settings)
     yield client
     client.close()
 
