@@ -3,6 +3,7 @@ node for the tests that ask for one (never a mock)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -40,19 +41,17 @@ def es(es_settings: EsSettings):
 def opensearch_settings() -> Iterator[EsSettings]:
     """`XLIR_OS_URL` when set (a running node, kept), else a node started here on first use
     (heap 512m: the test indexes are small) and stopped at the end."""
-    if os.environ.get("XLIR_OS_URL"):
-        yield EsSettings(url=os.environ["XLIR_OS_URL"], engine="opensearch")
-        return
-    info = opensearch_node.start(heap="512m")
-    yield EsSettings(url=info.url, engine="opensearch")
-    node.stop(info)
+    url = os.environ.get("XLIR_OS_URL")
+    info = None if url else opensearch_node.start(heap="512m")
+    yield EsSettings(url=url or info.url, engine="opensearch")
+    if info:
+        node.stop(info)
 
 
 @pytest.fixture(scope="session")
 def opensearch(opensearch_settings: EsSettings):
-    client = connect(opensearch_settings)
-    yield client
-    client.close()
+    with contextlib.closing(connect(opensearch_settings)) as client:
+        yield client
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ MODES = [
 
 
 @pytest.fixture(scope="module")
-def os_pool(opensearch, encoder, corpus):  # noqa: F811
+def os_pool(opensearch, encoder, corpus):
     """The 400 XQuAD-R sentences of `test_search`, in an OpenSearch index made by XLIR."""
     name = f"xlir-test-os-{uuid.uuid4().hex[:10]}"
     report = ingest(opensearch, name, encoder, corpus, progress=False)
@@ -40,16 +40,16 @@ def os_pool(opensearch, encoder, corpus):  # noqa: F811
 
 
 @pytest.fixture(scope="module")
-def doc_vectors(encoder, corpus):  # noqa: F811
+def doc_vectors(encoder, corpus):
     return encoder.encode_passages([d["text"] for d in corpus])
 
 
 @pytest.fixture(scope="module")
-def queries(corpus):  # noqa: F811
+def queries(corpus):
     return [d["text"] for d in corpus[::20]]  # 20 queries over the 8 languages
 
 
-def top10_ids(client, index, encoder, queries, mode, kwargs):  # noqa: F811
+def top10_ids(client, index, encoder, queries, mode, kwargs):
     vectors = encoder.encode_queries(queries)
     return [
         [h.id for h in hits]
@@ -57,7 +57,7 @@ def top10_ids(client, index, encoder, queries, mode, kwargs):  # noqa: F811
     ]
 
 
-def test_opensearch_index_is_lucene_hnsw_stamped_with_the_model(opensearch, os_pool, encoder):  # noqa: F811
+def test_opensearch_index_is_lucene_hnsw_stamped_with_the_model(opensearch, os_pool, encoder):
     mapping = opensearch.indices.get_mapping(index=os_pool)[os_pool]["mappings"]
     vector = mapping["properties"]["embedding"]
     assert vector["type"] == "knn_vector" and vector["dimension"] == DIM
@@ -85,7 +85,7 @@ def test_opensearch_top10_equals_exact_search(
     queries,
     mode,
     kwargs,
-    keep,  # noqa: F811
+    keep,
 ):
     got = top10_ids(opensearch, os_pool, encoder, queries, mode, kwargs)
     for ids, qv in zip(got, encoder.encode_queries(queries), strict=True):
@@ -107,7 +107,7 @@ def test_opensearch_top10_equals_elasticsearch_client_path(
     queries,
     mode,
     kwargs,
-    keep,  # noqa: F811
+    keep,
 ):
     """The same model, the same documents: the same top 10 from both engines."""
     on_os = top10_ids(opensearch, os_pool, encoder, queries, mode, kwargs)
@@ -115,7 +115,7 @@ def test_opensearch_top10_equals_elasticsearch_client_path(
     assert [set(ids) for ids in on_os] == [set(ids) for ids in on_es]
 
 
-def test_opensearch_refuses_another_model_before_sending(opensearch, os_pool, tmp_path, corpus):  # noqa: F811
+def test_opensearch_refuses_another_model_before_sending(opensearch, os_pool, tmp_path, corpus):
     build_onnx_model(tmp_path, words_of(["query: a"]), dim=DIM, seed=7)
     other = OnnxEncoder(tmp_path)
     with pytest.raises(ModelMismatch, match="sha256"):
@@ -130,7 +130,7 @@ def test_opensearch_refuses_another_model_before_sending(opensearch, os_pool, tm
 def test_opensearch_refuses_a_native_knn_engine_and_the_node_stays_green(
     opensearch,
     encoder,
-    engine,  # noqa: F811
+    engine,
 ):
     """The Maven Central k-NN plugin has no native libraries: a faiss index would take the
     node down at its first refresh, so the request never leaves XLIR."""
@@ -143,7 +143,7 @@ def test_opensearch_refuses_a_native_knn_engine_and_the_node_stays_green(
     assert opensearch.cluster.health()["status"] in ("green", "yellow")
 
 
-def test_opensearch_failures_file_and_resume(opensearch, encoder, corpus, tmp_path):  # noqa: F811
+def test_opensearch_failures_file_and_resume(opensearch, encoder, corpus, tmp_path):
     """Bad documents go to the failures file with their line; a second run (as after a kill
     part way) skips what is indexed and sends the rest."""
     name = f"xlir-test-resume-{uuid.uuid4().hex[:8]}"
@@ -171,7 +171,7 @@ def test_opensearch_cli_index_search_eval(
     corpus,
     xquad_dir,
     tmp_path,
-    capsys,  # noqa: F811
+    capsys,
 ):
     """`xlir index|search|eval --engine opensearch` as a user types them."""
     name = f"xlir-test-cli-{uuid.uuid4().hex[:8]}"
