@@ -194,5 +194,6 @@ def test_opensearch_cli_index_search_eval(
                  "20", "--es-depth", "20", "--output", str(out), *where]) == 0  # fmt: skip
     result = json.loads((out / "results.json").read_text())
     assert set(result["backends"]) == {"exact", "es"} and result["queries"] == 40
+    assert result["settings"]["engine"] == "OpenSearch"
     assert result["gap"]["multi_ann_recall_at_10"] >= 0.95
     assert np.isfinite(result["backends"]["es"]["mean"]["cross"])
