@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 
 from tests.onnx_fixtures import build_onnx_model, words_of
+from tests.test_readme import small_xquad
 from tests.test_search import DIM, corpus, encoder, exact_top, pool  # noqa: F401 (fixtures)
 from xlir_plugin.cli import main
+from xlir_plugin.demo import DEMO_INDEX
 from xlir_plugin.encoder import OnnxEncoder
 from xlir_plugin.errors import InputError, ModelMismatch
 from xlir_plugin.index import create_index, delete_index, index_exists, index_meta
@@ -197,3 +199,20 @@ def test_opensearch_cli_index_search_eval(
     assert result["settings"]["engine"] == "OpenSearch"
     assert result["gap"]["multi_ann_recall_at_10"] >= 0.95
     assert np.isfinite(result["backends"]["es"]["mean"]["cross"])
+
+
+def test_opensearch_demo_client_side(
+    opensearch, opensearch_settings, encoder, xquad_dir, tmp_path, capsys
+):
+    """`xlir demo --engine opensearch` indexes the pool and answers across languages (the
+    in-engine default falls back to the client path: the Python side drives the ES plugin)."""
+    small_xquad(xquad_dir, tmp_path / "xquad-r")
+    args = ["demo", "--engine", "opensearch", "--es-url", opensearch_settings.url, "--model",
+            str(encoder.model_dir), "--data", str(tmp_path / "xquad-r"), "--json"]  # fmt: skip
+    try:
+        assert main(args) == 0
+    finally:
+        delete_index(opensearch, DEMO_INDEX)
+    demo = json.loads(capsys.readouterr().out)
+    assert demo["opensearch"] == opensearch_settings.url and demo["indexed"]["failed"] == 0
+    assert demo["answers"] and all(answer["hits"] for answer in demo["answers"])

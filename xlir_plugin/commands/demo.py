@@ -112,7 +112,7 @@ def run_pool(es, encoder, args: argparse.Namespace, url: str) -> int:
     index = args.index or DEMO_INDEX
     result = run_pool_demo(es, encoder, args.data or data_dir() / "xquad-r", index=index)
     if args.json:
-        summary = {"elasticsearch": url, "model": encoder.model_name, "index": index}
+        summary = {args.settings.engine: url, "model": encoder.model_name, "index": index}
         print(json.dumps(summary | result.as_dict(), ensure_ascii=False))
         return 0
     for answer in result.answers:
@@ -160,7 +160,7 @@ def run_custom(es, encoder, args: argparse.Namespace, url: str) -> int:
         for query in args.query
     ]  # fmt: skip
     if args.json:
-        summary = {"elasticsearch": url, "model": encoder.model_name, "index": index}
+        summary = {args.settings.engine: url, "model": encoder.model_name, "index": index}
         summary["indexed"] = report.as_dict()
         summary["queries"] = [
             {"query": query, "hits": [hit.as_dict() for hit in hits]} for query, hits in answers

@@ -13,14 +13,7 @@ from .node import add_actions, ensure_started
 
 def register(verbs: argparse._SubParsersAction) -> None:
     actions = add_actions(verbs, "es", node, start_node)
-    start = actions.choices["start"]
-    start.add_argument(
-        "--nodes",
-        type=int,
-        default=1,
-        help="nodes in the local cluster (default 1; 2+: loopback discovery, own ports and data)",
-    )
-    start.add_argument(
+    actions.choices["start"].add_argument(
         "--tls", action="store_true", help="serve HTTPS with a CA generated here (single node)"
     )
     from .es_model import register_install_model

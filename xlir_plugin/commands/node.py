@@ -36,6 +36,12 @@ def add_actions(
         "--heap", default=None, help=f"JVM heap, e.g. 1g (default: {heap_env} or 1g)"
     )
     start.add_argument("--version", default=node.VERSION, help=f"{label} version")
+    start.add_argument(
+        "--nodes",
+        type=int,
+        default=1,
+        help="nodes in the local cluster (default 1; 2+: loopback discovery, own ports and data)",
+    )
     start.add_argument("--json", action="store_true", help="print the node as JSON (no password)")
     start.set_defaults(handler=lambda args: run_start(args, starter, label))
     stop_parser = actions.add_parser("stop", help=f"stop the node `xlir {verb} start` started")

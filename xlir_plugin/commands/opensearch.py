@@ -15,6 +15,11 @@ def register(verbs: argparse._SubParsersAction) -> None:
 
 
 def start_node(args: argparse.Namespace) -> NodeInfo:
+    """A node, or a cluster of `--nodes` on loopback."""
+    if args.nodes > 1:
+        from ..testing.cluster import start_cluster
+
+        return start_cluster(args.nodes, version=args.version, heap=args.heap, engine=node)
     return node.start(version=args.version, heap=args.heap)
 
 

@@ -7,6 +7,8 @@ no `opensearch-py`.
 
 from __future__ import annotations
 
+import functools
+
 from .base import Client, Engine, EngineApiError, EngineUnreachable, error_type
 from .elasticsearch import ElasticsearchEngine
 
@@ -26,8 +28,9 @@ __all__ = [
 ]
 
 
+@functools.cache
 def engine_named(name: str) -> Engine:
-    """The adapter for `elasticsearch` or `opensearch`."""
+    """The adapter for `elasticsearch` or `opensearch` (one each: they hold no state)."""
     if name == "elasticsearch":
         return ELASTICSEARCH
     if name == "opensearch":

@@ -24,6 +24,7 @@ ES_VERSION = os.environ.get("XLIR_ES_VERSION", "9.3.2")
 VERSION = ES_VERSION
 ENGINE, LABEL = "elasticsearch", "Elasticsearch"
 GROUP = "org.elasticsearch.distribution.integ-test-zip"
+INITIAL_MASTERS = "cluster.initial_master_nodes"  # the setting naming the first master
 MIN_JAVA = 21
 
 __all__ = ["ES_VERSION", "NodeError", "NodeInfo", "is_running", "reap", "start", "stop"]

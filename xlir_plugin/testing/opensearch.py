@@ -22,6 +22,7 @@ OS_VERSION = os.environ.get("XLIR_OS_VERSION", "3.5.0")
 VERSION = OS_VERSION
 ENGINE, LABEL = "opensearch", "OpenSearch"
 GROUP = "org.opensearch.distribution.integ-test-zip"
+INITIAL_MASTERS = "cluster.initial_cluster_manager_nodes"  # OpenSearch 2+'s name
 KNN_GROUP = "org.opensearch.plugin"
 MIN_JAVA = 21
 
