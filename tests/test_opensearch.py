@@ -5,6 +5,7 @@ refusals (another model, a native k-NN engine), failures and resuming, the CLI."
 from __future__ import annotations
 
 import json
+import os
 import uuid
 
 import numpy as np
@@ -14,12 +15,15 @@ from tests.onnx_fixtures import build_onnx_model, words_of
 from tests.test_readme import small_xquad
 from tests.test_search import DIM, corpus, encoder, exact_top, pool  # noqa: F401 (fixtures)
 from xlir_plugin.cli import main
+from xlir_plugin.connection import local_node_file
 from xlir_plugin.demo import DEMO_INDEX
 from xlir_plugin.encoder import OnnxEncoder
 from xlir_plugin.errors import InputError, ModelMismatch
 from xlir_plugin.index import create_index, delete_index, index_exists, index_meta
 from xlir_plugin.ingest import ingest
 from xlir_plugin.search import search, search_vectors
+from xlir_plugin.testing.local_node import NodeInfo
+from xlir_plugin.testing.opensearch import OS_VERSION
 
 pytestmark = pytest.mark.opensearch
 
@@ -216,3 +220,34 @@ def test_opensearch_demo_client_side(
     demo = json.loads(capsys.readouterr().out)
     assert demo["opensearch"] == opensearch_settings.url and demo["indexed"]["failed"] == 0
     assert demo["answers"] and all(answer["hits"] for answer in demo["answers"])
+
+
+def test_opensearch_node_file_and_the_wrong_engine(
+    opensearch_settings, encoder, tmp_path, monkeypatch, capsys
+):
+    """`xlir os status|env` read os-node.json (apart from Elasticsearch's); a verb with
+    `--engine opensearch` and no URL finds the node there; the Elasticsearch client pointed
+    at OpenSearch fails in one line that names the flag to add."""
+    monkeypatch.setenv("XLIR_CACHE", str(tmp_path))
+    monkeypatch.delenv("XLIR_ES_URL", raising=False)
+    assert main(["os", "status", "--json"]) == 1 and main(["es", "status", "--json"]) == 1
+    capsys.readouterr()
+    url = opensearch_settings.url
+    info = NodeInfo(url, "", "", os.getpid(), str(tmp_path), OS_VERSION, engine="opensearch")
+    info.save(local_node_file("opensearch"))
+    assert main(["os", "status", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["status"] == "green"
+    assert main(["os", "env"]) == 0
+    assert capsys.readouterr().out.split() == [
+        "export",
+        f"XLIR_ES_URL={url}",
+        "XLIR_ENGINE=opensearch",
+    ]
+    assert main(["es", "status", "--json"]) == 1  # the Elasticsearch node file is another
+    capsys.readouterr()
+    model = ["--model", str(encoder.model_dir)]
+    assert main(["search", "a", *model, "--index", "xlir-test-none", "--engine", "opensearch"]) == 2
+    assert "index 'xlir-test-none' does not exist" in capsys.readouterr().err
+    assert main(["search", "a", *model, "--index", "x", "--es-url", url]) == 2
+    err = capsys.readouterr().err
+    assert f"{url} is not Elasticsearch" in err and "give --engine opensearch" in err

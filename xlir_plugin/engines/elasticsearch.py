@@ -8,9 +8,16 @@ from collections.abc import Iterator
 from typing import Any
 
 from elastic_transport import TlsError
-from elasticsearch import ApiError, AuthenticationException, Elasticsearch, TransportError
+from elasticsearch import (
+    ApiError,
+    AuthenticationException,
+    Elasticsearch,
+    TransportError,
+    UnsupportedProductError,
+)
 from elasticsearch import ConnectionError as EsConnectionError
 
+from ..errors import ConnectionFailed
 from ..schema import VECTOR_FIELD, dense_vector
 from .base import EngineApiError, EngineUnreachable, Filters, Json, checked, msearch_lines
 
@@ -55,19 +62,26 @@ class ElasticsearchEngine:
             if settings.api_key
             else "no credentials"
         )
-        return checked(
-            self.client(settings),
-            self.label,
-            url,
-            auth=(
-                AuthenticationException,
-                f" with {who}",
-                "{user} and {password}, or {api_key}",
-                ["user", "password", "api_key"],
-            ),
-            tls=(TlsError, tls_reason),
-            unreachable=(EsConnectionError, lambda exc: exc.message),
-        )
+        try:
+            return checked(
+                self.client(settings),
+                self.label,
+                url,
+                auth=(
+                    AuthenticationException,
+                    f" with {who}",
+                    "{user} and {password}, or {api_key}",
+                    ["user", "password", "api_key"],
+                ),
+                tls=(TlsError, tls_reason),
+                unreachable=(EsConnectionError, lambda exc: exc.message),
+            )
+        except UnsupportedProductError as exc:  # the client's product check: not Elasticsearch
+            raise ConnectionFailed(
+                f"{url} is not Elasticsearch ({exc.message}): for OpenSearch give "
+                "{engine=opensearch}",
+                arguments=["engine"],
+            ) from exc
 
     def vector_mapping(self, dims: int, similarity: str, index_options: Json | None) -> Json:
         return dense_vector(dims, similarity, index_options)
