@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
+import time
 import uuid
 
 import numpy as np
 import pytest
 
-from tests.onnx_fixtures import build_onnx_model, words_of
+from tests.conftest import REPO_ROOT
+from tests.onnx_fixtures import build_onnx_model, words_of, xquad_sentences
 from tests.test_readme import small_xquad
 from tests.test_search import DIM, corpus, encoder, exact_top, pool  # noqa: F401 (fixtures)
 from xlir_plugin.cli import main
@@ -251,3 +255,44 @@ def test_opensearch_node_file_and_the_wrong_engine(
     assert main(["search", "a", *model, "--index", "x", "--es-url", url]) == 2
     err = capsys.readouterr().err
     assert f"{url} is not Elasticsearch" in err and "give --engine opensearch" in err
+
+
+def test_opensearch_kill_the_indexer_mid_ingest_then_rerun_resumes(
+    opensearch, opensearch_settings, encoder, xquad_dir, tmp_path
+):
+    """SIGKILL `xlir index --engine opensearch` part way; the same command again skips what
+    is indexed and ends with every document exactly once."""
+    docs = xquad_sentences(xquad_dir.parent, per_lang=300)
+    path = tmp_path / "docs.jsonl"
+    path.write_text("".join(json.dumps(d, ensure_ascii=False) + "\n" for d in docs))
+    index = f"xlir-test-kill-{uuid.uuid4().hex[:8]}"
+    cmd = [sys.executable, "-m", "xlir_plugin.cli", "index", "--model", str(encoder.model_dir),
+           "--index", index, "--input", str(path), "--batch-size", "32", "--json"]  # fmt: skip
+    env = os.environ | {"XLIR_ENGINE": "opensearch", "XLIR_ES_URL": opensearch_settings.url}
+    first = subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while first.poll() is None and time.monotonic() < deadline:
+            if (
+                index_exists(opensearch, index)
+                and indexed_so_far(opensearch, index) >= len(docs) // 4
+            ):
+                break
+            time.sleep(0.05)
+        assert first.poll() is None, "the ingest ended before the kill"
+        first.kill()
+        first.wait(30)
+        second = subprocess.run(cmd, env=env, cwd=REPO_ROOT, capture_output=True, text=True)
+        assert second.returncode == 0, second.stderr
+        report = json.loads(second.stdout)
+        assert (report["read"], report["failed"]) == (len(docs), 0)
+        assert report["skipped"] > 0 and report["indexed"] + report["skipped"] == len(docs)
+        assert opensearch.count(index=index)["count"] == len(docs)
+    finally:
+        delete_index(opensearch, index)
+
+
+def indexed_so_far(opensearch, index: str) -> int:
+    """Documents indexed, refreshed or not (indexing stats: the load pauses refreshes)."""
+    stats = opensearch.indices.stats(index=index, metric="indexing")
+    return stats["_all"].get("primaries", {}).get("indexing", {}).get("index_total", 0)

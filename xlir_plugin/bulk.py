@@ -160,6 +160,13 @@ def pause_refresh(es: Client, index: str) -> Callable[[], None]:
     return lambda: _resume_refresh(es, name)
 
 
+def refresh_paused(es: Client, index: str) -> bool:
+    """Whether a load into `index` paused its refreshes and was cut short (killed) before
+    turning them back on: what it indexed is not counted by `count` until a refresh."""
+    mappings = engine_of(es).get_mapping(es, index)
+    return any(PAUSED_REFRESH_KEY in (m["mappings"].get("_meta") or {}) for m in mappings.values())
+
+
 def _resume_refresh(es: Client, name: str) -> None:
     meta = _meta(es, name)
     if PAUSED_REFRESH_KEY in meta:  # None puts the server's default back

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .bulk import RETRY_ON_STATUS, Backoff, chunks, pause_refresh, send
+from .bulk import RETRY_ON_STATUS, Backoff, chunks, pause_refresh, refresh_paused, send
 from .documents import Doc, Failure, InvalidDocument, count_documents, iter_documents, prepare
 from .engines import Client, EngineApiError, EngineUnreachable, engine_of
 from .index import check_index, ensure_index, index_meta
@@ -215,6 +215,8 @@ def ingest(
     ledger = Ledger(report, failures_path, bar)
     skip = None
     engine = engine_of(es)
+    if refresh_paused(es, index):  # a load cut short: its documents are not searchable yet
+        engine.refresh(es, index)
     if skip_unchanged and encoder is not None and not pipeline and engine.count(es, index):
 
         def skip(entries: list[Entry]) -> set[str]:
