@@ -10,7 +10,6 @@ reports) under a test-only name.
 
 from __future__ import annotations
 
-import shutil
 import time
 import uuid
 from pathlib import Path
@@ -20,7 +19,7 @@ import pytest
 from opensearchpy.exceptions import TransportError
 
 from tests.engine.conftest import DIM, MULTILINGUAL, cosines, long_text
-from xlir_plugin.engine_install import copy_model
+from xlir_plugin.engine_install import install_model, remove_model
 from xlir_plugin.index import create_index, delete_index
 from xlir_plugin.ingest import ingest
 from xlir_plugin.manifest import Manifest
@@ -36,15 +35,16 @@ def xlir_models(opensearch, name: str = "") -> dict:
 
 
 @pytest.fixture(scope="module")
-def os_model(opensearch, synthetic_export) -> str:
-    """The synthetic model installed on the node (copied into the directory the plugin
-    reports), once the plugin answers for it."""
+def os_model(opensearch, opensearch_settings, synthetic_export) -> str:
+    """The synthetic model installed on the node (`engine_install.install_model`, as `xlir os
+    install-model` does), once the plugin answers for it."""
     try:
-        models_dir = Path(xlir_models(opensearch)["models_dir"])
+        xlir_models(opensearch)
     except TransportError as exc:
         pytest.skip(f"the OpenSearch node has no xlir plugin (set XLIR_OS_PLUGIN_ZIP): {exc}")
     name = f"xlir-test-{uuid.uuid4().hex[:8]}"
-    copy_model(synthetic_export, models_dir, name)
+    (installed,) = install_model(synthetic_export, name, opensearch_settings, future_nodes=False)
+    assert installed == Path(xlir_models(opensearch)["models_dir"]) / name
     deadline = time.monotonic() + 30
     while True:
         try:
@@ -54,7 +54,7 @@ def os_model(opensearch, synthetic_export) -> str:
             assert time.monotonic() < deadline, f"the plugin did not pick up {name}"
             time.sleep(0.5)
     yield name
-    shutil.rmtree(models_dir / name, ignore_errors=True)
+    remove_model(name, opensearch_settings, future_nodes=False)
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ def register(verbs: argparse._SubParsersAction) -> None:
     )
     from .es_model import register_install_model
 
-    register_install_model(actions)
+    register_install_model(actions, node.ENGINE, node.LABEL)
 
 
 def start_node(args: argparse.Namespace) -> NodeInfo:

@@ -1,4 +1,4 @@
-"""`xlir os start|stop|status|env`: a local OpenSearch node (with the k-NN plugin; plain HTTP on
+"""`xlir os start|stop|status|env|install-model`: a local OpenSearch node (with the k-NN plugin; plain HTTP on
 loopback: the distribution has no security plugin), the same actions as `xlir es`."""
 
 from __future__ import annotations
@@ -11,7 +11,10 @@ from .node import add_actions, ensure_started
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
-    add_actions(verbs, "os", node, start_node)
+    actions = add_actions(verbs, "os", node, start_node)
+    from .es_model import register_install_model
+
+    register_install_model(actions, node.ENGINE, node.LABEL)
 
 
 def start_node(args: argparse.Namespace) -> NodeInfo:

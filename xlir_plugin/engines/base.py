@@ -92,6 +92,10 @@ class Engine(Protocol):
 
     def count(self, es: Client, index: str) -> int: ...
 
+    def request(self, es: Client, method: str, path: str, body: Json | None, params) -> Json:
+        """Any other endpoint (the xlir plugin's `_xlir/...`), its JSON answer."""
+        ...
+
     def refresh(self, es: Client, index: str) -> None: ...
 
 

@@ -166,6 +166,13 @@ class ElasticsearchEngine:
         with _errors():
             es.indices.refresh(index=index)
 
+    def request(self, es: Elasticsearch, method: str, path: str, body: Json | None, params) -> Json:
+        headers = {"accept": "application/json"}
+        if body is not None:
+            headers["content-type"] = "application/json"
+        with _errors():
+            return es.perform_request(method, path, params=params, headers=headers, body=body).body
+
 
 def tls_reason(exc: TlsError) -> str:
     """The verifier's own words (e.g. `self-signed certificate in certificate chain`)."""

@@ -208,3 +208,7 @@ class OpenSearchEngine:
     def refresh(self, es: OpenSearch, index: str) -> None:
         with _errors():
             es.indices.refresh(index=index)
+
+    def request(self, es: OpenSearch, method: str, path: str, body: Json | None, params) -> Json:
+        with _errors():
+            return es.transport.perform_request(method, path, params=params, body=body)
