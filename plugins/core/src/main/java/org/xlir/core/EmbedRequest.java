@@ -1,0 +1,71 @@
+package org.xlir.core;
+
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeSet;
+
+/**
+ * The body of {@code POST _xlir/embed} ({@code {"model": "default", "texts": [...], "input_type":
+ * "query", "index": ...}}), checked, and the answer's JSON: the same for both engines.
+ */
+public record EmbedRequest(String model, List<String> texts, InputType inputType, String index) {
+
+    private static final Set<String> FIELDS = Set.of("model", "texts", "input_type", "index");
+
+    /** Parses a request body; {@code indexParam} ({@code ?index=}) wins over the body's index. Throws IllegalArgumentException. */
+    public static EmbedRequest parse(Map<String, Object> body, String indexParam, int maxTexts) {
+        Set<String> unknown = new TreeSet<>(body.keySet());
+        unknown.removeAll(FIELDS);
+        if (unknown.isEmpty() == false) {
+            throw new IllegalArgumentException("unknown field(s) " + unknown + " in _xlir/embed body; expected model, texts, input_type, index");
+        }
+        String model = body.getOrDefault("model", "default") instanceof String s ? s : null;
+        ModelRegistry.validateName(model);
+        Object rawTexts = body.get("texts");
+        if (!(rawTexts instanceof List<?> list) || list.isEmpty()) {
+            throw new IllegalArgumentException("[texts] must be a non-empty list of strings");
+        }
+        if (list.size() > maxTexts) {
+            throw new IllegalArgumentException("[texts] has " + list.size() + " texts; at most " + maxTexts + " (xlir.rest.max_texts)");
+        }
+        List<String> texts = new ArrayList<>(list.size());
+        for (int i = 0; i < list.size(); i++) {
+            if (!(list.get(i) instanceof String t)) {
+                throw new IllegalArgumentException("text at index " + i + " is not a string");
+            }
+            if (t.isBlank()) {
+                throw new IllegalArgumentException("text at index " + i + " is empty");
+            }
+            texts.add(t);
+        }
+        Object typeValue = body.getOrDefault("input_type", "query");
+        InputType type = InputType.parse(typeValue instanceof String s ? s : String.valueOf(typeValue));
+        String index = indexParam != null ? indexParam : (body.get("index") instanceof String s ? s : null);
+        return new EmbedRequest(model, List.copyOf(texts), type, index);
+    }
+
+    /** The answer: {@code took} (ms on the node), model, model_name, dims, input_type, vectors, truncated. */
+    public Map<String, Object> response(EmbeddingResult result, long tookMillis) {
+        Map<String, Object> out = new LinkedHashMap<>();
+        out.put("took", tookMillis);
+        out.put("model", result.model());
+        out.put("model_name", result.manifest().modelName());
+        out.put("dims", result.dims());
+        out.put("input_type", inputType.toString());
+        out.put("vectors", List.of(result.vectors()));
+        out.put("truncated", result.truncated());
+        return out;
+    }
+
+    /** The result, or an IllegalArgumentException naming both models when the index's stamp differs. */
+    public EmbeddingResult checkStamp(Map<String, Object> stamp, EmbeddingResult result) {
+        String problem = IndexStamp.mismatch(index, stamp, result.manifest());
+        if (problem != null) {
+            throw new IllegalArgumentException("model [" + model + "]: " + problem);
+        }
+        return result;
+    }
+}

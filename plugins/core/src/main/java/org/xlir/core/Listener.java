@@ -1,0 +1,59 @@
+package org.xlir.core;
+
+import java.util.function.Function;
+
+/**
+ * The result callback of core's asynchronous work. Engine-neutral on purpose: each adapter turns
+ * its engine's {@code ActionListener} into one of these (same two methods), so core needs no
+ * engine import.
+ */
+public interface Listener<T> {
+
+    void onResponse(T value);
+
+    void onFailure(Exception e);
+
+    /** This listener, fed with {@code fn} of a value; a throwing {@code fn} becomes a failure. */
+    default <U> Listener<U> map(CheckedFunction<U, T> fn) {
+        Listener<T> self = this;
+        return new Listener<>() {
+            @Override
+            public void onResponse(U value) {
+                T mapped;
+                try {
+                    mapped = fn.apply(value);
+                } catch (Exception e) {
+                    self.onFailure(e);
+                    return;
+                }
+                self.onResponse(mapped);
+            }
+
+            @Override
+            public void onFailure(Exception e) {
+                self.onFailure(e);
+            }
+        };
+    }
+
+    /** A listener whose failures pass through {@code translate} first (engine exception types). */
+    default Listener<T> translatingFailures(Function<Exception, Exception> translate) {
+        Listener<T> self = this;
+        return new Listener<>() {
+            @Override
+            public void onResponse(T value) {
+                self.onResponse(value);
+            }
+
+            @Override
+            public void onFailure(Exception e) {
+                self.onFailure(translate.apply(e));
+            }
+        };
+    }
+
+    @FunctionalInterface
+    interface CheckedFunction<A, B> {
+        B apply(A a) throws Exception;
+    }
+}
