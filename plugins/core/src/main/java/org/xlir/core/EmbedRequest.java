@@ -55,8 +55,21 @@ public record EmbedRequest(String model, List<String> texts, InputType inputType
         out.put("model_name", result.manifest().modelName());
         out.put("dims", result.dims());
         out.put("input_type", inputType.toString());
-        out.put("vectors", List.of(result.vectors()));
-        out.put("truncated", result.truncated());
+        // boxed lists: not every engine's XContent writes primitive arrays (OpenSearch 3.5 does not)
+        List<List<Float>> vectors = new ArrayList<>(result.vectors().length);
+        for (float[] v : result.vectors()) {
+            List<Float> row = new ArrayList<>(v.length);
+            for (float f : v) {
+                row.add(f);
+            }
+            vectors.add(row);
+        }
+        List<Boolean> truncated = new ArrayList<>(result.truncated().length);
+        for (boolean t : result.truncated()) {
+            truncated.add(t);
+        }
+        out.put("vectors", vectors);
+        out.put("truncated", truncated);
         return out;
     }
 

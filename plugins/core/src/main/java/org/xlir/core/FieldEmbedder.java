@@ -8,6 +8,7 @@ import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReferenceArray;
 import java.util.function.Consumer;
+import java.util.function.Supplier;
 
 /**
  * What the {@code xlir_embed} ingest processor does, for both engines: checks each source field,
@@ -34,7 +35,19 @@ public final class FieldEmbedder {
     /** Embeds one text in the model's micro-batch; the listener runs in the submitter's context. */
     @FunctionalInterface
     public interface BatchedEmbed {
-        void embed(String model, String text, InputType type, Listener<Embedding> listener);
+        void embedBatched(String model, String text, InputType type, Listener<Embedding> listener);
+
+        /** The service once the node has created it (processors are made before the plugin's components). */
+        static BatchedEmbed lazy(Supplier<? extends BatchedEmbed> service) {
+            return (model, text, type, listener) -> {
+                BatchedEmbed started = service.get();
+                if (started == null) {
+                    listener.onFailure(new IllegalStateException("[" + TYPE + "] the xlir plugin is not started"));
+                    return;
+                }
+                started.embedBatched(model, text, type, listener);
+            };
+        }
     }
 
     /** The {@code _meta.xlir} stamp of an index (null when none, or no such index yet). */
@@ -157,7 +170,7 @@ public final class FieldEmbedder {
         AtomicBoolean finished = new AtomicBoolean();
         for (int i = 0; i < n; i++) {
             int slot = i;
-            embed.embed(model, texts.get(i), options.inputType(), new Listener<>() {
+            embed.embedBatched(model, texts.get(i), options.inputType(), new Listener<>() {
                 @Override
                 public void onResponse(Embedding embedding) {
                     results.set(slot, embedding);

@@ -9,6 +9,7 @@ import org.elasticsearch.common.util.concurrent.ThreadContext;
 import org.elasticsearch.core.TimeValue;
 import org.elasticsearch.threadpool.ThreadPool;
 import org.xlir.core.Embedding;
+import org.xlir.core.FieldEmbedder;
 import org.xlir.core.EmbeddingResult;
 import org.xlir.core.Inference;
 import org.xlir.core.InputType;
@@ -31,7 +32,7 @@ import java.util.concurrent.Executor;
  * is a {@link ResourceNotFoundException} (404), a full batcher an
  * {@link EsRejectedExecutionException} (429).
  */
-public final class InferenceService implements Closeable {
+public final class InferenceService implements Closeable, FieldEmbedder.BatchedEmbed {
 
     private final ThreadPool threadPool;
     private final Inference inference;
@@ -82,6 +83,7 @@ public final class InferenceService implements Closeable {
     }
 
     /** One ingest text in the model's micro-batch; the listener runs in the submitter's thread context. */
+    @Override
     public void embedBatched(String model, String text, InputType type, Listener<Embedding> listener) {
         ThreadContext threadContext = threadPool.getThreadContext();
         ActionListener<Embedding> preserving = ContextPreservingActionListener.wrapPreservingContext(
@@ -109,7 +111,7 @@ public final class InferenceService implements Closeable {
         }.translatingFailures(InferenceService::translate);
     }
 
-    static Exception translate(Exception e) {
+    public static Exception translate(Exception e) {
         if (e instanceof ModelNotFoundException) {
             return new ResourceNotFoundException(e.getMessage().replace("{}", "{ }"));
         }

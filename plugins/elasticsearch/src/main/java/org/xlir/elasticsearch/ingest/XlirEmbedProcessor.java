@@ -109,15 +109,7 @@ public final class XlirEmbedProcessor extends AbstractProcessor {
             } catch (FieldEmbedder.ConfigException e) {
                 throw ConfigurationUtils.newConfigurationException(TYPE, tag, e.property(), e.getMessage());
             }
-            FieldEmbedder.BatchedEmbed embed = (model, text, type, listener) -> {
-                InferenceService inference = service.get();
-                if (inference == null) {
-                    listener.onFailure(new IllegalStateException("[" + TYPE + "] the xlir plugin is not started"));
-                    return;
-                }
-                inference.embedBatched(model, text, type, listener);
-            };
-            return new XlirEmbedProcessor(tag, description, new FieldEmbedder(options, embed, index -> stamps.stamp(projectId, index)));
+            return new XlirEmbedProcessor(tag, description, new FieldEmbedder(options, FieldEmbedder.BatchedEmbed.lazy(service), index -> stamps.stamp(projectId, index)));
         }
     }
 }
