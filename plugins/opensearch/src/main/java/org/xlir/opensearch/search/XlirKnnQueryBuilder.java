@@ -133,7 +133,7 @@ public final class XlirKnnQueryBuilder extends AbstractQueryBuilder<XlirKnnQuery
         String model = null;
         Integer k = null;
         QueryBuilder filter = null;
-        InputType inputType = InputType.QUERY;
+        String inputType = null;
         float boost = DEFAULT_BOOST;
         String queryName = null;
         String current = null;
@@ -149,7 +149,7 @@ public final class XlirKnnQueryBuilder extends AbstractQueryBuilder<XlirKnnQuery
                     case "text" -> text = parser.text();
                     case "model" -> model = parser.text();
                     case "k" -> k = parser.intValue();
-                    case "input_type" -> inputType = InputType.parse(parser.text());
+                    case "input_type" -> inputType = parser.text();
                     case "boost" -> boost = parser.floatValue();
                     case "_name" -> queryName = parser.text();
                     default -> throw new ParsingException(parser.getTokenLocation(), "[" + NAME + "] does not support [" + current + "]");
@@ -166,7 +166,8 @@ public final class XlirKnnQueryBuilder extends AbstractQueryBuilder<XlirKnnQuery
         }
         XlirKnnQueryBuilder builder;
         try {
-            builder = new XlirKnnQueryBuilder(field, text, model, k, filter, inputType, service);
+            InputType type = inputType == null ? InputType.QUERY : InputType.parse(inputType);
+            builder = new XlirKnnQueryBuilder(field, text, model, k, filter, type, service);
         } catch (IllegalArgumentException e) {
             throw new ParsingException(parser.getTokenLocation(), e.getMessage(), e);
         }
@@ -218,6 +219,26 @@ public final class XlirKnnQueryBuilder extends AbstractQueryBuilder<XlirKnnQuery
 
     /** The k-NN plugin's {@code knn} query for {@code v}, parsed through the node's query registry. */
     QueryBuilder knnQuery(float[] v, NamedXContentRegistry registry) throws IOException {
+        XContentBuilder json = knnJson(v);
+        try (
+            InputStream in = BytesReference.bytes(json).streamInput();
+            XContentParser parser = JsonXContent.jsonXContent.createParser(registry, DeprecationHandler.THROW_UNSUPPORTED_OPERATION, in)
+        ) {
+            parser.nextToken();
+            return parseInnerQueryBuilder(parser);
+        } catch (ParsingException | NamedObjectNotFoundException e) {
+            if (e.getMessage() != null && e.getMessage().contains("unknown query [" + KNN_QUERY + "]")) {
+                throw new IllegalStateException(
+                    "[" + NAME + "] rewrites into the k-NN plugin's [knn] query: install opensearch-knn on every node (" + e.getMessage() + ")",
+                    e
+                );
+            }
+            throw e;
+        }
+    }
+
+    /** {@code {"knn": {<field>: {"vector": [...], "k": k, "filter": {...}, "boost": b}}}}. */
+    XContentBuilder knnJson(float[] v) throws IOException {
         XContentBuilder json = XContentFactory.jsonBuilder();
         json.startObject().startObject(KNN_QUERY).startObject(field);
         json.startArray("vector");
@@ -234,21 +255,7 @@ public final class XlirKnnQueryBuilder extends AbstractQueryBuilder<XlirKnnQuery
             json.field("_name", queryName);
         }
         json.endObject().endObject().endObject();
-        try (
-            InputStream in = BytesReference.bytes(json).streamInput();
-            XContentParser parser = JsonXContent.jsonXContent.createParser(registry, DeprecationHandler.THROW_UNSUPPORTED_OPERATION, in)
-        ) {
-            parser.nextToken();
-            return parseInnerQueryBuilder(parser);
-        } catch (ParsingException | NamedObjectNotFoundException e) {
-            if (e.getMessage() != null && e.getMessage().contains("unknown query [" + KNN_QUERY + "]")) {
-                throw new IllegalStateException(
-                    "[" + NAME + "] rewrites into the k-NN plugin's [knn] query: install opensearch-knn on every node (" + e.getMessage() + ")",
-                    e
-                );
-            }
-            throw e;
-        }
+        return json;
     }
 
     @Override
