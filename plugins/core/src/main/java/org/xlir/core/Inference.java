@@ -8,6 +8,7 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.Executor;
 import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.Function;
 
 /**
  * Runs every encode on the plugin's own pools, never on the caller's (transport, write, search)
@@ -30,6 +31,7 @@ public final class Inference implements Closeable {
     }
 
     private final Pools pools;
+    private final Function<Exception, Exception> translate;
     private final ModelRegistry registry;
     private final int ingestBatchSize;
     private final long ingestBatchWaitNanos;
@@ -40,8 +42,20 @@ public final class Inference implements Closeable {
     private final AtomicLong ingestTexts = new AtomicLong();
     private final AtomicLong ingestNanos = new AtomicLong();
 
-    public Inference(Pools pools, ModelRegistry registry, int ingestBatchSize, long ingestBatchWaitNanos, int ingestMaxQueued) {
+    /**
+     * {@code translate} turns core's exceptions ({@link ModelNotFoundException},
+     * {@link OverloadedException}) into the engine's, so its REST layer answers 404 / 429.
+     */
+    public Inference(
+        Pools pools,
+        Function<Exception, Exception> translate,
+        ModelRegistry registry,
+        int ingestBatchSize,
+        long ingestBatchWaitNanos,
+        int ingestMaxQueued
+    ) {
         this.pools = pools;
+        this.translate = translate;
         this.registry = registry;
         this.ingestBatchSize = ingestBatchSize;
         this.ingestBatchWaitNanos = ingestBatchWaitNanos;
@@ -66,7 +80,8 @@ public final class Inference implements Closeable {
     }
 
     /** Runs a blocking piece of work on the search pool. */
-    public <T> void fork(Listener<T> listener, Callable<T> work) {
+    public <T> void fork(Listener<T> caller, Callable<T> work) {
+        Listener<T> listener = caller.translatingFailures(translate);
         if (closed) {
             listener.onFailure(new IllegalStateException("the xlir plugin is shutting down"));
             return;
@@ -107,7 +122,8 @@ public final class Inference implements Closeable {
      * Embeds one text together with other texts submitted within the batch window (ingest path).
      * The listener runs on the ingest pool: adapters restore the submitter's thread context.
      */
-    public void embedBatched(String model, String text, InputType type, Listener<Embedding> listener) {
+    public void embedBatched(String model, String text, InputType type, Listener<Embedding> caller) {
+        Listener<Embedding> listener = caller.translatingFailures(translate);
         if (closed) {
             listener.onFailure(new IllegalStateException("the xlir plugin is shutting down"));
             return;

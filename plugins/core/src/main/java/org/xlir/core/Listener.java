@@ -13,6 +13,21 @@ public interface Listener<T> {
 
     void onFailure(Exception e);
 
+    /** A listener from two callbacks (an engine's {@code ActionListener} as {@code of(l::onResponse, l::onFailure)}). */
+    static <T> Listener<T> of(java.util.function.Consumer<T> onResponse, java.util.function.Consumer<Exception> onFailure) {
+        return new Listener<>() {
+            @Override
+            public void onResponse(T value) {
+                onResponse.accept(value);
+            }
+
+            @Override
+            public void onFailure(Exception e) {
+                onFailure.accept(e);
+            }
+        };
+    }
+
     /** This listener, fed with {@code fn} of a value; a throwing {@code fn} becomes a failure. */
     default <U> Listener<U> map(CheckedFunction<U, T> fn) {
         Listener<T> self = this;

@@ -21,7 +21,6 @@ import org.xlir.core.XlirDefaults;
 
 import java.io.Closeable;
 import java.util.List;
-import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.concurrent.Executor;
 
@@ -57,29 +56,21 @@ public final class InferenceService implements Closeable, FieldEmbedder.BatchedE
                 threadPool.schedule(new Forced(task), TimeValue.timeValueNanos(delayNanos), ingest);
             }
         };
-        this.inference = new Inference(pools, registry, ingestBatchSize, ingestBatchWait.nanos(), ingestMaxQueued);
+        this.inference = new Inference(pools, InferenceService::translate, registry, ingestBatchSize, ingestBatchWait.nanos(), ingestMaxQueued);
     }
 
     public Inference core() {
         return inference;
     }
 
-    public ModelRegistry registry() {
-        return inference.registry();
-    }
-
-    public Map<String, Object> stats() {
-        return inference.stats();
-    }
-
     /** Embeds {@code texts} in one task on {@code xlir_search}. */
     public void embed(String model, List<String> texts, InputType type, ActionListener<EmbeddingResult> listener) {
-        inference.embed(model, texts, type, listener(listener));
+        inference.embed(model, texts, type, Listener.of(listener::onResponse, listener::onFailure));
     }
 
     /** Runs a blocking piece of work on {@code xlir_search}. */
     public <T> void fork(ActionListener<T> listener, Callable<T> work) {
-        inference.fork(listener(listener), work);
+        inference.fork(Listener.of(listener::onResponse, listener::onFailure), work);
     }
 
     /** One ingest text in the model's micro-batch; the listener runs in the submitter's thread context. */
@@ -92,26 +83,12 @@ public final class InferenceService implements Closeable, FieldEmbedder.BatchedE
         );
         // the batch tasks run in an empty context: each listener restores its own
         try (ThreadContext.StoredContext ignored = threadContext.stashContext()) {
-            inference.embedBatched(model, text, type, listener(preserving));
+            inference.embedBatched(model, text, type, Listener.of(preserving::onResponse, preserving::onFailure));
         }
     }
 
-    /** Core's listener for an Elasticsearch one, with core's exceptions turned into Elasticsearch's. */
-    public static <T> Listener<T> listener(ActionListener<T> listener) {
-        return new Listener<T>() {
-            @Override
-            public void onResponse(T value) {
-                listener.onResponse(value);
-            }
-
-            @Override
-            public void onFailure(Exception e) {
-                listener.onFailure(e);
-            }
-        }.translatingFailures(InferenceService::translate);
-    }
-
-    public static Exception translate(Exception e) {
+    /** Core's exceptions as the engine's: 404 for a missing model, 429 for a full batcher. */
+    static Exception translate(Exception e) {
         if (e instanceof ModelNotFoundException) {
             return new ResourceNotFoundException(e.getMessage().replace("{}", "{ }"));
         }

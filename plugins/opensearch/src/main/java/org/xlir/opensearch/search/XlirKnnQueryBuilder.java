@@ -18,7 +18,6 @@ import org.opensearch.index.query.AbstractQueryBuilder;
 import org.opensearch.index.query.QueryBuilder;
 import org.opensearch.index.query.QueryRewriteContext;
 import org.opensearch.index.query.QueryShardContext;
-import org.xlir.core.EmbeddingResult;
 import org.xlir.core.InputType;
 import org.xlir.core.Listener;
 import org.xlir.core.ModelRegistry;
@@ -26,6 +25,7 @@ import org.xlir.opensearch.inference.InferenceService;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.util.List;
 import java.util.Objects;
 import java.util.function.Supplier;
 
@@ -202,18 +202,10 @@ public final class XlirKnnQueryBuilder extends AbstractQueryBuilder<XlirKnnQuery
             throw new IllegalStateException("[" + NAME + "] the xlir plugin is not started on this node");
         }
         SetOnce<float[]> embedded = new SetOnce<>();
-        context.registerAsyncAction((client, listener) -> inference.core().embed(model, java.util.List.of(text), inputType, new Listener<>() {
-            @Override
-            public void onResponse(EmbeddingResult result) {
-                embedded.set(result.vectors()[0]);
-                listener.onResponse(null);
-            }
-
-            @Override
-            public void onFailure(Exception e) {
-                listener.onFailure(InferenceService.translate(e));
-            }
-        }));
+        context.registerAsyncAction((client, listener) -> inference.core().embed(model, List.of(text), inputType, Listener.of(result -> {
+            embedded.set(result.vectors()[0]);
+            listener.onResponse(null);
+        }, listener::onFailure)));
         return new XlirKnnQueryBuilder(field, text, model, k, filter, inputType, service, embedded::get).boost(boost).queryName(queryName);
     }
 
