@@ -47,6 +47,23 @@ public record EmbedRequest(String model, List<String> texts, InputType inputType
         return new EmbedRequest(model, List.copyOf(texts), type, index);
     }
 
+    /**
+     * Embeds the texts on the search pool and answers with {@link #response}; with an index, its
+     * stamp (read first, as the calling user) must match the model, else IllegalArgumentException.
+     */
+    public void run(Inference inference, IndexStamp.Fetcher stamps, Listener<Map<String, Object>> listener) {
+        long start = System.nanoTime();
+        Listener<EmbeddingResult> answer = listener.map(result -> response(result, (System.nanoTime() - start) / 1_000_000));
+        if (index == null) {
+            inference.embed(model, texts, inputType, answer);
+            return;
+        }
+        stamps.fetch(
+            index,
+            Listener.of(stamp -> inference.embed(model, texts, inputType, answer.map(result -> checkStamp(stamp, result))), answer::onFailure)
+        );
+    }
+
     /** The answer: {@code took} (ms on the node), model, model_name, dims, input_type, vectors, truncated. */
     public Map<String, Object> response(EmbeddingResult result, long tookMillis) {
         Map<String, Object> out = new LinkedHashMap<>();

@@ -17,6 +17,12 @@ public final class IndexStamp {
 
     private IndexStamp() {}
 
+    /** Reads an index's stamp through the engine's client, as the calling user ({@link #required}'s rules). */
+    @FunctionalInterface
+    public interface Fetcher {
+        void fetch(String index, Listener<Map<String, Object>> listener);
+    }
+
     /**
      * The stamp in a mapping source ({@code {"_meta": {...}, "properties": {...}}}), with
      * {@code mapping_dims} from the {@code embedding} field; null when there is none.
@@ -54,6 +60,14 @@ public final class IndexStamp {
             );
         }
         return stamp;
+    }
+
+    /** The stamp of the one index {@code index} names, from the mapping sources it resolved to. */
+    public static Map<String, Object> requiredOfOne(String index, List<Map<String, Object>> mappings) {
+        if (mappings.size() != 1) {
+            throw new IllegalArgumentException("[" + index + "] names " + mappings.size() + " indexes; give exactly one index");
+        }
+        return required(index, mappings.get(0));
     }
 
     /** Null when {@code manifest}'s model may fill/search the index; else the reason, naming both. */

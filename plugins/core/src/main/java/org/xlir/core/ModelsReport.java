@@ -15,6 +15,15 @@ public final class ModelsReport {
 
     private ModelsReport() {}
 
+    /** Builds the report on the search pool, after reading the index's stamp when {@code index} is given. */
+    public static void run(Inference inference, String only, String index, IndexStamp.Fetcher stamps, Listener<Map<String, Object>> listener) {
+        if (index == null) {
+            inference.fork(listener, () -> build(inference, only, null, null));
+            return;
+        }
+        stamps.fetch(index, Listener.of(stamp -> inference.fork(listener, () -> build(inference, only, index, stamp)), listener::onFailure));
+    }
+
     /** {@code only}: one model (its absence is an error) or null for all; {@code stamp} null without an index. */
     public static Map<String, Object> build(Inference inference, String only, String index, Map<String, Object> stamp) {
         ModelRegistry registry = inference.registry();

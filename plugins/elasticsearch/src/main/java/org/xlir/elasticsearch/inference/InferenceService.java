@@ -21,7 +21,6 @@ import org.xlir.core.XlirDefaults;
 
 import java.io.Closeable;
 import java.util.List;
-import java.util.concurrent.Callable;
 import java.util.concurrent.Executor;
 
 /**
@@ -66,11 +65,6 @@ public final class InferenceService implements Closeable, FieldEmbedder.BatchedE
     /** Embeds {@code texts} in one task on {@code xlir_search}. */
     public void embed(String model, List<String> texts, InputType type, ActionListener<EmbeddingResult> listener) {
         inference.embed(model, texts, type, Listener.of(listener::onResponse, listener::onFailure));
-    }
-
-    /** Runs a blocking piece of work on {@code xlir_search}. */
-    public <T> void fork(ActionListener<T> listener, Callable<T> work) {
-        inference.fork(Listener.of(listener::onResponse, listener::onFailure), work);
     }
 
     /** One ingest text in the model's micro-batch; the listener runs in the submitter's thread context. */

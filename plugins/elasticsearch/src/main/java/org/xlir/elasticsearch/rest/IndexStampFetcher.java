@@ -7,6 +7,8 @@ import org.elasticsearch.cluster.metadata.MappingMetadata;
 import org.elasticsearch.core.TimeValue;
 import org.xlir.core.IndexStamp;
 
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 
 /** Reads an index's {@code _meta.xlir} model stamp through the client, as the calling user. */
@@ -14,15 +16,15 @@ final class IndexStampFetcher {
 
     private IndexStampFetcher() {}
 
-    static void fetch(NodeClient client, String index, ActionListener<Map<String, Object>> listener) {
-        GetMappingsRequest request = new GetMappingsRequest(TimeValue.timeValueSeconds(30)).indices(index);
-        client.admin().indices().getMappings(request, listener.delegateFailureAndWrap((l, response) -> {
-            Map<String, MappingMetadata> mappings = response.mappings();
-            if (mappings.size() != 1) {
-                throw new IllegalArgumentException("[" + index + "] names " + mappings.size() + " indexes; give exactly one index");
-            }
-            MappingMetadata mapping = mappings.values().iterator().next();
-            l.onResponse(IndexStamp.required(index, mapping == null ? null : mapping.sourceAsMap()));
-        }));
+    static IndexStamp.Fetcher of(NodeClient client) {
+        return (index, listener) -> client.admin()
+            .indices()
+            .getMappings(new GetMappingsRequest(TimeValue.timeValueSeconds(30)).indices(index), ActionListener.wrap(response -> {
+                List<Map<String, Object>> sources = new ArrayList<>();
+                for (MappingMetadata mapping : response.mappings().values()) {
+                    sources.add(mapping == null ? null : mapping.sourceAsMap());
+                }
+                listener.onResponse(IndexStamp.requiredOfOne(index, sources));
+            }, listener::onFailure));
     }
 }

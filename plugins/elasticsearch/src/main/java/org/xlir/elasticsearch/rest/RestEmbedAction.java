@@ -10,7 +10,7 @@ import org.elasticsearch.rest.action.RestBuilderListener;
 import org.elasticsearch.xcontent.XContentBuilder;
 import org.elasticsearch.xcontent.XContentParser;
 import org.xlir.core.EmbedRequest;
-import org.xlir.core.EmbeddingResult;
+import org.xlir.core.Listener;
 import org.xlir.elasticsearch.inference.InferenceService;
 
 import java.io.IOException;
@@ -66,31 +66,15 @@ public final class RestEmbedAction extends BaseRestHandler {
         if (inference == null) {
             throw new IllegalStateException("the xlir plugin is not started");
         }
-        long start = System.nanoTime();
         return channel -> {
-            ActionListener<EmbeddingResult> respond = new RestBuilderListener<>(channel) {
+            ActionListener<Map<String, Object>> respond = new RestBuilderListener<>(channel) {
                 @Override
-                public RestResponse buildResponse(EmbeddingResult result, XContentBuilder builder) throws Exception {
-                    builder.map(embed.response(result, (System.nanoTime() - start) / 1_000_000));
+                public RestResponse buildResponse(Map<String, Object> body, XContentBuilder builder) throws Exception {
+                    builder.map(body);
                     return new RestResponse(RestStatus.OK, builder);
                 }
             };
-            if (embed.index() == null) {
-                inference.embed(embed.model(), embed.texts(), embed.inputType(), respond);
-                return;
-            }
-            IndexStampFetcher.fetch(
-                client,
-                embed.index(),
-                respond.delegateFailureAndWrap(
-                    (l, stamp) -> inference.embed(
-                        embed.model(),
-                        embed.texts(),
-                        embed.inputType(),
-                        l.delegateFailureAndWrap((l2, result) -> l2.onResponse(embed.checkStamp(stamp, result)))
-                    )
-                )
-            );
+            embed.run(inference.core(), IndexStampFetcher.of(client), Listener.of(respond::onResponse, respond::onFailure));
         };
     }
 }

@@ -8,6 +8,7 @@ import org.elasticsearch.rest.RestResponse;
 import org.elasticsearch.rest.RestStatus;
 import org.elasticsearch.rest.action.RestBuilderListener;
 import org.elasticsearch.xcontent.XContentBuilder;
+import org.xlir.core.Listener;
 import org.xlir.core.ModelRegistry;
 import org.xlir.core.ModelsReport;
 import org.xlir.elasticsearch.inference.InferenceService;
@@ -60,14 +61,7 @@ public final class RestModelsAction extends BaseRestHandler {
                     return new RestResponse(RestStatus.OK, builder);
                 }
             };
-            ActionListener<Map<String, Object>> withStamp = respond.delegateFailureAndWrap(
-                (l, stamp) -> inference.fork(l, () -> ModelsReport.build(inference.core(), only, index, stamp))
-            );
-            if (index == null) {
-                withStamp.onResponse(null);
-            } else {
-                IndexStampFetcher.fetch(client, index, withStamp);
-            }
+            ModelsReport.run(inference.core(), only, index, IndexStampFetcher.of(client), Listener.of(respond::onResponse, respond::onFailure));
         };
     }
 }

@@ -10,7 +10,6 @@ import org.opensearch.common.unit.TimeValue;
 import org.opensearch.threadpool.ThreadPool;
 import org.xlir.core.Embedding;
 import org.xlir.core.FieldEmbedder;
-import org.xlir.core.EmbeddingResult;
 import org.xlir.core.Inference;
 import org.xlir.core.InputType;
 import org.xlir.core.Listener;
@@ -20,8 +19,6 @@ import org.xlir.core.OverloadedException;
 import org.xlir.core.XlirDefaults;
 
 import java.io.Closeable;
-import java.util.List;
-import java.util.concurrent.Callable;
 import java.util.concurrent.Executor;
 
 /**
@@ -61,16 +58,6 @@ public final class InferenceService implements Closeable, FieldEmbedder.BatchedE
 
     public Inference core() {
         return inference;
-    }
-
-    /** Embeds {@code texts} in one task on {@code xlir_search}. */
-    public void embed(String model, List<String> texts, InputType type, ActionListener<EmbeddingResult> listener) {
-        inference.embed(model, texts, type, Listener.of(listener::onResponse, listener::onFailure));
-    }
-
-    /** Runs a blocking piece of work on {@code xlir_search}. */
-    public <T> void fork(ActionListener<T> listener, Callable<T> work) {
-        inference.fork(Listener.of(listener::onResponse, listener::onFailure), work);
     }
 
     /** One ingest text in the model's micro-batch; the listener runs in the submitter's thread context. */

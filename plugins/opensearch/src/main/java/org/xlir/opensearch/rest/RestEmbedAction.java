@@ -11,7 +11,7 @@ import org.opensearch.rest.RestResponse;
 import org.opensearch.rest.action.RestBuilderListener;
 import org.opensearch.transport.client.node.NodeClient;
 import org.xlir.core.EmbedRequest;
-import org.xlir.core.EmbeddingResult;
+import org.xlir.core.Listener;
 import org.xlir.opensearch.inference.InferenceService;
 
 import java.io.IOException;
@@ -60,32 +60,15 @@ public final class RestEmbedAction extends BaseRestHandler {
         if (inference == null) {
             throw new IllegalStateException("the xlir plugin is not started");
         }
-        long start = System.nanoTime();
         return channel -> {
-            ActionListener<EmbeddingResult> respond = new RestBuilderListener<>(channel) {
+            ActionListener<Map<String, Object>> respond = new RestBuilderListener<>(channel) {
                 @Override
-                public RestResponse buildResponse(EmbeddingResult result, XContentBuilder builder) throws Exception {
-                    builder.map(embed.response(result, (System.nanoTime() - start) / 1_000_000));
+                public RestResponse buildResponse(Map<String, Object> body, XContentBuilder builder) throws Exception {
+                    builder.map(body);
                     return new BytesRestResponse(RestStatus.OK, builder);
                 }
             };
-            if (embed.index() == null) {
-                inference.embed(embed.model(), embed.texts(), embed.inputType(), respond);
-                return;
-            }
-            IndexStampFetcher.fetch(
-                client,
-                embed.index(),
-                ActionListener.wrap(
-                    stamp -> inference.embed(
-                        embed.model(),
-                        embed.texts(),
-                        embed.inputType(),
-                        ActionListener.wrap(result -> respond.onResponse(embed.checkStamp(stamp, result)), respond::onFailure)
-                    ),
-                    respond::onFailure
-                )
-            );
+            embed.run(inference.core(), IndexStampFetcher.of(client), Listener.of(respond::onResponse, respond::onFailure));
         };
     }
 }

@@ -9,6 +9,7 @@ import org.opensearch.rest.RestRequest;
 import org.opensearch.rest.RestResponse;
 import org.opensearch.rest.action.RestBuilderListener;
 import org.opensearch.transport.client.node.NodeClient;
+import org.xlir.core.Listener;
 import org.xlir.core.ModelRegistry;
 import org.xlir.core.ModelsReport;
 import org.xlir.opensearch.inference.InferenceService;
@@ -59,15 +60,7 @@ public final class RestModelsAction extends BaseRestHandler {
                     return new BytesRestResponse(RestStatus.OK, builder);
                 }
             };
-            ActionListener<Map<String, Object>> withStamp = ActionListener.wrap(
-                stamp -> inference.fork(respond, () -> ModelsReport.build(inference.core(), only, index, stamp)),
-                respond::onFailure
-            );
-            if (index == null) {
-                withStamp.onResponse(null);
-            } else {
-                IndexStampFetcher.fetch(client, index, withStamp);
-            }
+            ModelsReport.run(inference.core(), only, index, IndexStampFetcher.of(client), Listener.of(respond::onResponse, respond::onFailure));
         };
     }
 }
