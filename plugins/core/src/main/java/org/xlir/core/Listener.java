@@ -30,41 +30,21 @@ public interface Listener<T> {
 
     /** This listener, fed with {@code fn} of a value; a throwing {@code fn} becomes a failure. */
     default <U> Listener<U> map(CheckedFunction<U, T> fn) {
-        Listener<T> self = this;
-        return new Listener<>() {
-            @Override
-            public void onResponse(U value) {
-                T mapped;
-                try {
-                    mapped = fn.apply(value);
-                } catch (Exception e) {
-                    self.onFailure(e);
-                    return;
-                }
-                self.onResponse(mapped);
+        return of(value -> {
+            T mapped;
+            try {
+                mapped = fn.apply(value);
+            } catch (Exception e) {
+                onFailure(e);
+                return;
             }
-
-            @Override
-            public void onFailure(Exception e) {
-                self.onFailure(e);
-            }
-        };
+            onResponse(mapped);
+        }, this::onFailure);
     }
 
     /** A listener whose failures pass through {@code translate} first (engine exception types). */
     default Listener<T> translatingFailures(Function<Exception, Exception> translate) {
-        Listener<T> self = this;
-        return new Listener<>() {
-            @Override
-            public void onResponse(T value) {
-                self.onResponse(value);
-            }
-
-            @Override
-            public void onFailure(Exception e) {
-                self.onFailure(translate.apply(e));
-            }
-        };
+        return of(this::onResponse, e -> onFailure(translate.apply(e)));
     }
 
     @FunctionalInterface

@@ -64,7 +64,7 @@ class MicroBatcherTests {
             submitters.execute(() -> {
                 for (int i = 0; i < perThread; i++) {
                     int id = base + i;
-                    batcher.submit(InputType.PASSAGE, Integer.toString(id), listener(e -> {
+                    batcher.submit(InputType.PASSAGE, Integer.toString(id), Listener.of(e -> {
                         assertEquals(id, (int) e.vector()[0]);
                         answers.computeIfAbsent(id, k -> new AtomicInteger()).incrementAndGet();
                         done.countDown();
@@ -87,7 +87,7 @@ class MicroBatcherTests {
         List<Integer> sizes = new CopyOnWriteArrayList<>();
         MicroBatcher batcher = new MicroBatcher("m", 64, TimeUnit.MILLISECONDS.toNanos(2), 100, scheduler(), echo(sizes));
         CountDownLatch done = new CountDownLatch(1);
-        batcher.submit(InputType.QUERY, "7", listener(e -> done.countDown(), e -> {}));
+        batcher.submit(InputType.QUERY, "7", Listener.of(e -> done.countDown(), e -> {}));
         assertTrue(done.await(5, TimeUnit.SECONDS));
         assertEquals(List.of(1), sizes);
     }
@@ -99,7 +99,7 @@ class MicroBatcherTests {
         });
         CountDownLatch failed = new CountDownLatch(10);
         for (int i = 0; i < 10; i++) {
-            batcher.submit(InputType.PASSAGE, "x", listener(e -> {}, e -> failed.countDown()));
+            batcher.submit(InputType.PASSAGE, "x", Listener.of(e -> {}, e -> failed.countDown()));
         }
         assertTrue(failed.await(5, TimeUnit.SECONDS));
     }
@@ -116,23 +116,9 @@ class MicroBatcherTests {
         MicroBatcher batcher = new MicroBatcher("m", 1000, TimeUnit.MILLISECONDS.toNanos(5), 2, never, batch -> {});
         List<Exception> errors = new CopyOnWriteArrayList<>();
         for (int i = 0; i < 3; i++) {
-            batcher.submit(InputType.PASSAGE, "x", listener(e -> {}, errors::add));
+            batcher.submit(InputType.PASSAGE, "x", Listener.of(e -> {}, errors::add));
         }
         assertEquals(1, errors.size());
         assertInstanceOf(OverloadedException.class, errors.get(0));
-    }
-
-    private static <T> Listener<T> listener(java.util.function.Consumer<T> ok, java.util.function.Consumer<Exception> failed) {
-        return new Listener<>() {
-            @Override
-            public void onResponse(T value) {
-                ok.accept(value);
-            }
-
-            @Override
-            public void onFailure(Exception e) {
-                failed.accept(e);
-            }
-        };
     }
 }

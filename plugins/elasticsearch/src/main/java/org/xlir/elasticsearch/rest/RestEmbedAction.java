@@ -1,16 +1,10 @@
 package org.xlir.elasticsearch.rest;
 
-import org.elasticsearch.action.ActionListener;
 import org.elasticsearch.client.internal.node.NodeClient;
 import org.elasticsearch.rest.BaseRestHandler;
 import org.elasticsearch.rest.RestRequest;
-import org.elasticsearch.rest.RestResponse;
-import org.elasticsearch.rest.RestStatus;
-import org.elasticsearch.rest.action.RestBuilderListener;
-import org.elasticsearch.xcontent.XContentBuilder;
 import org.elasticsearch.xcontent.XContentParser;
 import org.xlir.core.EmbedRequest;
-import org.xlir.core.Listener;
 import org.xlir.elasticsearch.inference.InferenceService;
 
 import java.io.IOException;
@@ -66,15 +60,6 @@ public final class RestEmbedAction extends BaseRestHandler {
         if (inference == null) {
             throw new IllegalStateException("the xlir plugin is not started");
         }
-        return channel -> {
-            ActionListener<Map<String, Object>> respond = new RestBuilderListener<>(channel) {
-                @Override
-                public RestResponse buildResponse(Map<String, Object> body, XContentBuilder builder) throws Exception {
-                    builder.map(body);
-                    return new RestResponse(RestStatus.OK, builder);
-                }
-            };
-            embed.run(inference.core(), IndexStampFetcher.of(client), Listener.of(respond::onResponse, respond::onFailure));
-        };
+        return channel -> embed.run(inference.core(), IndexStampFetcher.of(client), MapResponse.to(channel));
     }
 }

@@ -1,21 +1,14 @@
 package org.xlir.elasticsearch.rest;
 
-import org.elasticsearch.action.ActionListener;
 import org.elasticsearch.client.internal.node.NodeClient;
 import org.elasticsearch.rest.BaseRestHandler;
 import org.elasticsearch.rest.RestRequest;
-import org.elasticsearch.rest.RestResponse;
-import org.elasticsearch.rest.RestStatus;
-import org.elasticsearch.rest.action.RestBuilderListener;
-import org.elasticsearch.xcontent.XContentBuilder;
-import org.xlir.core.Listener;
 import org.xlir.core.ModelRegistry;
 import org.xlir.core.ModelsReport;
 import org.xlir.elasticsearch.inference.InferenceService;
 
 import java.io.IOException;
 import java.util.List;
-import java.util.Map;
 import java.util.function.Supplier;
 
 /**
@@ -53,15 +46,6 @@ public final class RestModelsAction extends BaseRestHandler {
         if (inference == null) {
             throw new IllegalStateException("the xlir plugin is not started");
         }
-        return channel -> {
-            ActionListener<Map<String, Object>> respond = new RestBuilderListener<>(channel) {
-                @Override
-                public RestResponse buildResponse(Map<String, Object> body, XContentBuilder builder) throws Exception {
-                    builder.map(body);
-                    return new RestResponse(RestStatus.OK, builder);
-                }
-            };
-            ModelsReport.run(inference.core(), only, index, IndexStampFetcher.of(client), Listener.of(respond::onResponse, respond::onFailure));
-        };
+        return channel -> ModelsReport.run(inference.core(), only, index, IndexStampFetcher.of(client), MapResponse.to(channel));
     }
 }

@@ -1,17 +1,10 @@
 package org.xlir.opensearch.rest;
 
-import org.opensearch.core.action.ActionListener;
-import org.opensearch.core.rest.RestStatus;
-import org.opensearch.core.xcontent.XContentBuilder;
 import org.opensearch.core.xcontent.XContentParser;
 import org.opensearch.rest.BaseRestHandler;
-import org.opensearch.rest.BytesRestResponse;
 import org.opensearch.rest.RestRequest;
-import org.opensearch.rest.RestResponse;
-import org.opensearch.rest.action.RestBuilderListener;
 import org.opensearch.transport.client.node.NodeClient;
 import org.xlir.core.EmbedRequest;
-import org.xlir.core.Listener;
 import org.xlir.opensearch.inference.InferenceService;
 
 import java.io.IOException;
@@ -60,15 +53,6 @@ public final class RestEmbedAction extends BaseRestHandler {
         if (inference == null) {
             throw new IllegalStateException("the xlir plugin is not started");
         }
-        return channel -> {
-            ActionListener<Map<String, Object>> respond = new RestBuilderListener<>(channel) {
-                @Override
-                public RestResponse buildResponse(Map<String, Object> body, XContentBuilder builder) throws Exception {
-                    builder.map(body);
-                    return new BytesRestResponse(RestStatus.OK, builder);
-                }
-            };
-            embed.run(inference.core(), IndexStampFetcher.of(client), Listener.of(respond::onResponse, respond::onFailure));
-        };
+        return channel -> embed.run(inference.core(), IndexStampFetcher.of(client), MapResponse.to(channel));
     }
 }

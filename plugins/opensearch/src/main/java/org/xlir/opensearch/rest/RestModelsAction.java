@@ -1,22 +1,14 @@
 package org.xlir.opensearch.rest;
 
-import org.opensearch.core.action.ActionListener;
-import org.opensearch.core.rest.RestStatus;
-import org.opensearch.core.xcontent.XContentBuilder;
 import org.opensearch.rest.BaseRestHandler;
-import org.opensearch.rest.BytesRestResponse;
 import org.opensearch.rest.RestRequest;
-import org.opensearch.rest.RestResponse;
-import org.opensearch.rest.action.RestBuilderListener;
 import org.opensearch.transport.client.node.NodeClient;
-import org.xlir.core.Listener;
 import org.xlir.core.ModelRegistry;
 import org.xlir.core.ModelsReport;
 import org.xlir.opensearch.inference.InferenceService;
 
 import java.io.IOException;
 import java.util.List;
-import java.util.Map;
 import java.util.function.Supplier;
 
 /**
@@ -52,15 +44,6 @@ public final class RestModelsAction extends BaseRestHandler {
         if (inference == null) {
             throw new IllegalStateException("the xlir plugin is not started");
         }
-        return channel -> {
-            ActionListener<Map<String, Object>> respond = new RestBuilderListener<>(channel) {
-                @Override
-                public RestResponse buildResponse(Map<String, Object> body, XContentBuilder builder) throws Exception {
-                    builder.map(body);
-                    return new BytesRestResponse(RestStatus.OK, builder);
-                }
-            };
-            ModelsReport.run(inference.core(), only, index, IndexStampFetcher.of(client), Listener.of(respond::onResponse, respond::onFailure));
-        };
+        return channel -> ModelsReport.run(inference.core(), only, index, IndexStampFetcher.of(client), MapResponse.to(channel));
     }
 }
