@@ -36,11 +36,12 @@ class PluginError(XlirError):
     """The plugin could not be installed into the local Elasticsearch."""
 
 
-def plugin_zip() -> Path | None:
+def plugin_zip(version: str | None = None) -> Path | None:
     """The plugin zip: `XLIR_ES_PLUGIN_ZIP`, else the newest build in
-    plugins/elasticsearch/target/."""
+    plugins/elasticsearch/target/ (for Elasticsearch `version` when given: a node loads only a
+    plugin built for its own version)."""
     try:
-        return engine_plugin_zip("elasticsearch")
+        return engine_plugin_zip("elasticsearch", version)
     except PluginZipError as e:
         raise PluginError(str(e)) from e
 
@@ -82,7 +83,10 @@ def _installed_matches(home: Path, zip_path: Path) -> bool:
 def ensure_plugin(home: Path, java_home: Path, zip_path: Path | None = None) -> str | None:
     """Install (or upgrade) the plugin into `home`; return the zip's sha256, or None (and a
     warning) when no zip was built: the node then starts without the in-engine path."""
-    zip_path = zip_path or plugin_zip()
+    version = (
+        home.name.removeprefix("elasticsearch-") if home.name.startswith("elasticsearch-") else None
+    )
+    zip_path = zip_path or plugin_zip(version)
     if zip_path is None:
         log.warning(
             "no Elasticsearch plugin build in %s: nodes start without the in-engine path "
