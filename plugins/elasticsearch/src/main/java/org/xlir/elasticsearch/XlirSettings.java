@@ -1,10 +1,10 @@
 package org.xlir.elasticsearch;
 
-import org.elasticsearch.common.settings.Setting;
 import org.elasticsearch.common.settings.Setting.Property;
+import org.elasticsearch.common.settings.Setting;
 import org.elasticsearch.core.TimeValue;
-import org.xlir.core.XlirDefaults;
 import org.xlir.core.XlirDefaults.IntSpec;
+import org.xlir.core.XlirDefaults;
 
 import java.util.List;
 

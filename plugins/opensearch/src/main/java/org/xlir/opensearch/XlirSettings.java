@@ -1,10 +1,10 @@
 package org.xlir.opensearch;
 
-import org.opensearch.common.settings.Setting;
 import org.opensearch.common.settings.Setting.Property;
+import org.opensearch.common.settings.Setting;
 import org.opensearch.common.unit.TimeValue;
-import org.xlir.core.XlirDefaults;
 import org.xlir.core.XlirDefaults.IntSpec;
+import org.xlir.core.XlirDefaults;
 
 import java.util.List;
 

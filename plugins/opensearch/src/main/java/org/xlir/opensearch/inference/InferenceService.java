@@ -1,12 +1,12 @@
 package org.xlir.opensearch.inference;
 
 import org.opensearch.ResourceNotFoundException;
-import org.opensearch.core.action.ActionListener;
 import org.opensearch.action.support.ContextPreservingActionListener;
-import org.opensearch.common.util.concurrent.AbstractRunnable;
-import org.opensearch.core.concurrency.OpenSearchRejectedExecutionException;
-import org.opensearch.common.util.concurrent.ThreadContext;
 import org.opensearch.common.unit.TimeValue;
+import org.opensearch.common.util.concurrent.AbstractRunnable;
+import org.opensearch.common.util.concurrent.ThreadContext;
+import org.opensearch.core.action.ActionListener;
+import org.opensearch.core.concurrency.OpenSearchRejectedExecutionException;
 import org.opensearch.threadpool.ThreadPool;
 import org.xlir.core.Embedding;
 import org.xlir.core.FieldEmbedder;

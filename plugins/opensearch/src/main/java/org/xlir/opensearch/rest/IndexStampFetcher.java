@@ -1,9 +1,9 @@
 package org.xlir.opensearch.rest;
 
-import org.opensearch.core.action.ActionListener;
 import org.opensearch.action.admin.indices.mapping.get.GetMappingsRequest;
-import org.opensearch.transport.client.node.NodeClient;
 import org.opensearch.cluster.metadata.MappingMetadata;
+import org.opensearch.core.action.ActionListener;
+import org.opensearch.transport.client.node.NodeClient;
 import org.xlir.core.IndexStamp;
 
 import java.util.ArrayList;

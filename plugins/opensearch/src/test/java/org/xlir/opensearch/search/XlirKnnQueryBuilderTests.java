@@ -1,5 +1,6 @@
 package org.xlir.opensearch.search;
 
+import org.junit.jupiter.api.Test;
 import org.opensearch.common.io.stream.BytesStreamOutput;
 import org.opensearch.common.xcontent.XContentFactory;
 import org.opensearch.common.xcontent.json.JsonXContent;
@@ -16,7 +17,6 @@ import org.opensearch.core.xcontent.XContentParser;
 import org.opensearch.index.query.AbstractQueryBuilder;
 import org.opensearch.index.query.QueryBuilder;
 import org.opensearch.index.query.TermQueryBuilder;
-import org.junit.jupiter.api.Test;
 import org.xlir.core.InputType;
 
 import java.io.IOException;
