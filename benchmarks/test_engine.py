@@ -1,4 +1,4 @@
-"""Groups 9-10: the in-engine path (es-plugin/) against the client path, same model, same node.
+"""Groups 9-10: the in-engine path (plugins/elasticsearch/) against the client path, same model, same node.
 
 9. ingest: the same XQuAD-R sentences as JSONL -> searchable; the client path encodes in
    Python (`ingest`, 2 onnxruntime threads), the in-engine path sends raw documents through

@@ -1,6 +1,12 @@
-"""Calibration for int8: which input channels of each MatMul carry activation outliers.
+"""Calibration for int8: what the recipe needs to know of the activations, measured by running
+a float32 graph on fixed texts.
 
-The texts come from the TRAINING data only (`squad-dev-parallel`, `ntrex128`, `tatoeba` under
+- per input channel of each weight MatMul, the max |x| (which channels carry outliers);
+- per quantized activation tensor, the range its uint8 scale covers: fixed at export, so a
+  text's vector does not depend on the texts batched with it.
+
+Only real tokens count: padded positions never reach a vector (attention and pooling mask
+them), so their values neither set a range nor mark an outlier. The texts come from the TRAINING data only (`squad-dev-parallel`, `ntrex128`, `tatoeba` under
 `xlir_plugin.paths.data_dir()`), never from XQuAD-R, which is evaluation data (and the parity
 probe). A fixed, deterministic selection: the same texts on every export.
 """
@@ -9,6 +15,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,59 +96,86 @@ def _spread(items: list, n: int) -> list:
     return items[step // 2 :: step][:n]
 
 
-def channel_absmax(
-    model_path: Path,
-    tensors: list[str],
-    calibration: Calibration,
-    tokenizer_dir: Path,
-    settings,
-    max_length: int,
-    threads: int = 2,
-) -> dict[str, np.ndarray]:
-    """Per-channel max |x| of each tensor in `tensors` (last axis), over the calibration texts
-    run through the fp32 graph at `model_path` in padded batches (tokenized with the
-    export's tokenizer.json in `tokenizer_dir`), as served (padded positions
-    included: dynamic quantization sees them too)."""
-    import onnx
-    import onnxruntime as ort
-    from onnx import TensorProto, helper
+class Calibrator:
+    """Runs float32 graphs on the calibration texts, tokenized by the export's tokenizer.json
+    in `tokenizer_dir` as the serving encoder tokenizes them (prefixes, truncation)."""
 
-    from export.graph import save_model
+    def __init__(self, calibration: Calibration, tokenizer_dir: Path, settings, threads: int = 2):
+        self.calibration = calibration
+        self.tokenizer_dir = Path(tokenizer_dir)
+        self.settings = settings
+        self.threads = threads
+        self.name = calibration.name
+        self.texts = len(calibration.queries) + len(calibration.passages)
 
-    model = onnx.load(str(model_path))
-    known = {o.name for o in model.graph.output}
-    for name in tensors:
-        if name not in known:
-            model.graph.output.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
-    with tempfile.TemporaryDirectory(prefix="xlir-calibrate-") as tmp:
-        path = Path(tmp) / "calibrate.onnx"
-        save_model(model, path)
-        del model
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        inputs = {i.name for i in session.get_inputs()}
-        tokenizer = _tokenizer(Path(tokenizer_dir), max_length)
+    def channel_absmax(self, graph_path: Path, tensors: list[str]) -> dict[str, np.ndarray]:
+        """Per-channel max |x| (last axis) of each tensor over the real tokens."""
         out: dict[str, np.ndarray] = {}
-        for texts, prefix in (
-            (calibration.queries, settings.query_prefix),
-            (calibration.passages, settings.passage_prefix),
-        ):
-            for i in range(0, len(texts), BATCH):
-                enc = tokenizer.encode_batch([prefix + t for t in texts[i : i + BATCH]])
-                feed = {
-                    "input_ids": np.array([e.ids for e in enc], np.int64),
-                    "attention_mask": np.array([e.attention_mask for e in enc], np.int64),
-                }
-                if "token_type_ids" in inputs:
-                    feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
-                for name, value in zip(tensors, session.run(tensors, feed), strict=True):
-                    value = np.abs(value.reshape(-1, value.shape[-1])).max(0)
-                    out[name] = np.maximum(out[name], value) if name in out else value
-        del session
-    return out
+        for name, rows in self._rows(graph_path, tensors):
+            value = np.abs(rows).max(0)
+            out[name] = np.maximum(out[name], value) if name in out else value
+        return out
+
+    def token_ranges(
+        self, graph_path: Path, tensors: list[str], coverage: float
+    ) -> dict[str, tuple[float, float]]:
+        """(low, high) of each tensor: the `coverage` quantile of the real tokens' largest
+        value and the (1 - coverage) quantile of their smallest. Below 1, a rare token's spike
+        is clipped rather than widening every token's quantization step."""
+        lows: dict[str, list[np.ndarray]] = {name: [] for name in tensors}
+        highs: dict[str, list[np.ndarray]] = {name: [] for name in tensors}
+        for name, rows in self._rows(graph_path, tensors):
+            lows[name].append(rows.min(1))
+            highs[name].append(rows.max(1))
+        return {
+            name: (
+                float(np.quantile(np.concatenate(lows[name]), 1.0 - coverage)),
+                float(np.quantile(np.concatenate(highs[name]), coverage)),
+            )
+            for name in tensors
+        }
+
+    def _rows(self, graph_path: Path, tensors: list[str]) -> Iterator[tuple[str, np.ndarray]]:
+        """(tensor, its rows at real tokens: (tokens, channels)) per batch of texts."""
+        import onnx
+        import onnxruntime as ort
+        from onnx import TensorProto, helper
+
+        from export.graph import save_model
+
+        model = onnx.load(str(graph_path))
+        known = {o.name for o in model.graph.output}
+        for name in tensors:
+            if name not in known:
+                model.graph.output.append(
+                    helper.make_tensor_value_info(name, TensorProto.FLOAT, None)
+                )
+        with tempfile.TemporaryDirectory(prefix="xlir-calibrate-") as tmp:
+            path = Path(tmp) / "calibrate.onnx"
+            save_model(model, path)
+            del model
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = self.threads
+            options.inter_op_num_threads = 1
+            options.log_severity_level = 3
+            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+            inputs = {i.name for i in session.get_inputs()}
+            tokenizer = _tokenizer(self.tokenizer_dir, self.settings.max_length)
+            for texts, prefix in (
+                (self.calibration.queries, self.settings.query_prefix),
+                (self.calibration.passages, self.settings.passage_prefix),
+            ):
+                for i in range(0, len(texts), BATCH):
+                    enc = tokenizer.encode_batch([prefix + t for t in texts[i : i + BATCH]])
+                    mask = np.array([e.attention_mask for e in enc], np.int64)
+                    feed = {"input_ids": np.array([e.ids for e in enc], np.int64)}
+                    feed["attention_mask"] = mask
+                    if "token_type_ids" in inputs:
+                        feed["token_type_ids"] = np.zeros_like(mask)
+                    real = mask.reshape(-1).astype(bool)
+                    for name, value in zip(tensors, session.run(tensors, feed), strict=True):
+                        yield name, value.reshape(-1, value.shape[-1])[real]
+            del session
 
 
 def _tokenizer(model_dir: Path, max_length: int):

@@ -27,9 +27,9 @@ class Front:
     write_files: Callable[[Path], None]  # tokenizer files + config.json into a directory
     reference: Callable[[Probe], tuple[np.ndarray, np.ndarray]]  # parity: the vectors to match
     reference_name: str  # what `reference` computes with ("torch", "onnx fp32")
-    # int8: `calibrate(tensors) -> per-channel max |x|` when the front knows the figures
-    # (the default model ships them); None: calibrate on the training data
-    calibration: Callable[[list[str]], dict] | None = None
+    # int8: the calibration figures when the front knows them (the default model ships
+    # them: `export.offline.ShippedCalibration`); None: calibrate on the training data
+    calibration: object | None = None
     # an alignment head on the output vector (the default model's; `--projection`)
     projection: Projection | None = None
 

@@ -7,8 +7,8 @@ itself as the parity reference: int8 is checked against the fp32 model it came f
 fp32 graph equals optimum's torch export is a test (tests/test_offline_export.py), so the
 serving install needs onnx, onnxruntime and numpy, never torch.
 
-int8 needs each MatMul input's per-channel max |x| on calibration text (`export.calibrate`).
-For the default model those figures ship with the package (`default_calibration.npz`, made
+int8 needs each MatMul input's per-channel max |x| and each quantized activation's range on
+calibration text (`export.calibrate`). For the default model those figures ship with the package (`default_calibration.npz`, made
 by `python -m export.offline --calibrate` from the TRAINING sets), so a user's first export
 needs neither the data nor the minutes the calibration run takes.
 """
@@ -94,53 +94,102 @@ def fp32_vectors(fused: Path, write_files, settings, dim: int, probe: Probe, wor
     return np.asarray(queries, np.float32), np.asarray(passages, np.float32)
 
 
-def shipped_calibration(source_sha256: str):
-    """`calibrate(tensors)` from the shipped figures, or None when they are missing or were
-    made for other weights (then the export calibrates on the training data itself)."""
+def _settings_record(settings) -> dict:
+    """The int8 settings the shipped figures depend on (which tensors, which ranges)."""
+    return {
+        "outlier_ratio": settings.outlier_ratio,
+        "max_outlier_channels": settings.max_outlier_channels,
+        "range_coverage": settings.range_coverage,
+    }
+
+
+class ShippedCalibration:
+    """The default model's int8 calibration as shipped: the figures the recipe asks a
+    `Calibrator` for, read from `default_calibration.npz` instead of computed."""
+
+    def __init__(self, absmax: dict, ranges: dict, meta: dict) -> None:
+        self.absmax, self.ranges = absmax, ranges
+        self.name = f"shipped {CALIBRATION_FILE.name} ({meta['calibration']})"
+        self.texts = meta["texts"]
+
+    def channel_absmax(self, graph_path: Path, tensors: list[str]) -> dict:
+        return self._pick(self.absmax, tensors)
+
+    def token_ranges(self, graph_path: Path, tensors: list[str], coverage: float) -> dict:
+        return self._pick(self.ranges, tensors)
+
+    @staticmethod
+    def _pick(figures: dict, tensors: list[str]) -> dict:
+        missing = [t for t in tensors if t not in figures]
+        if missing:
+            raise KeyError(f"{CALIBRATION_FILE.name} has no figures for {missing[:3]}")
+        return {t: figures[t] for t in tensors}
+
+
+def shipped_calibration(source_sha256: str) -> ShippedCalibration | None:
+    """The shipped figures, or None when they are missing or were made for other weights or
+    other int8 settings (then the export calibrates on the training data itself)."""
+    from export.quantize import Int8Settings
+
     if not CALIBRATION_FILE.is_file():
         return None
     with np.load(CALIBRATION_FILE) as data:
-        absmax = {k: data[k] for k in data.files if not k.startswith("_")}
         meta = json.loads(str(data["_meta"]))
+        absmax = {k.split("/", 1)[1]: data[k] for k in data.files if k.startswith("absmax/")}
+        ranges = {
+            k.split("/", 1)[1]: tuple(float(v) for v in data[k])
+            for k in data.files
+            if k.startswith("range/")
+        }
     if meta.get("source_sha256") != source_sha256:
         return None
+    if meta.get("int8_settings") != _settings_record(Int8Settings()):
+        return None
+    return ShippedCalibration(absmax, ranges, meta)
 
-    def calibrate(tensors: list[str]) -> dict:
-        missing = [t for t in tensors if t not in absmax]
-        if missing:
-            raise KeyError(f"{CALIBRATION_FILE.name} has no figures for {missing[:3]}")
-        return {t: absmax[t] for t in tensors}
 
-    calibrate.name = f"shipped {CALIBRATION_FILE.name} ({meta['calibration']})"
-    calibrate.texts = meta["texts"]
-    return calibrate
+class _Recorder:
+    """A Calibrator that keeps every figure it gives."""
+
+    def __init__(self, calibrator) -> None:
+        self.calibrator, self.absmax, self.ranges = calibrator, {}, {}
+        self.name, self.texts = calibrator.name, calibrator.texts
+
+    def channel_absmax(self, graph_path: Path, tensors: list[str]) -> dict:
+        figures = self.calibrator.channel_absmax(graph_path, tensors)
+        self.absmax.update(figures)
+        return figures
+
+    def token_ranges(self, graph_path: Path, tensors: list[str], coverage: float) -> dict:
+        figures = self.calibrator.token_ranges(graph_path, tensors, coverage)
+        self.ranges.update(figures)
+        return figures
 
 
 def write_calibration(path: Path = CALIBRATION_FILE) -> dict:
-    """Calibrate the default model's fp32 graph on the training sets; save the figures."""
+    """Calibrate the default model on the training sets, as its int8 export asks (the same
+    recipe run, figures recorded); save the figures."""
     import tempfile
 
-    import onnx
-
-    from export.calibrate import channel_absmax, training_calibration
-    from export.quantize import weight_matmuls
+    from export.calibrate import Calibrator, training_calibration
+    from export.quantize import Int8Settings, cpu_preset, quantize_int8
 
     calibration = training_calibration()
     with tempfile.TemporaryDirectory(prefix="xlir-calibrate-") as tmp:
         tmp = Path(tmp)
         front = default_front(tmp / "fp32")
         front.write_files(tmp)
-        tensors = sorted({n.input[0] for n in weight_matmuls(onnx.load(str(front.graph)))})
-        absmax = channel_absmax(
-            front.graph, tensors, calibration, tmp, front.settings, front.settings.max_length
-        )
+        recorder = _Recorder(Calibrator(calibration, tmp, front.settings))
+        quantize_int8(front.graph, tmp / "int8.onnx", cpu_preset(), calibrate=recorder)
         source = json.loads((tmp / "xlir_source.json").read_text())
     meta = {
         "source_sha256": source["source_sha256"],
         "calibration": calibration.name,
-        "texts": len(calibration.queries) + len(calibration.passages),
+        "texts": recorder.texts,
+        "int8_settings": _settings_record(Int8Settings()),
     }
-    arrays = {k: np.asarray(v, np.float32) for k, v in absmax.items()}
+    arrays = {f"absmax/{k}": np.asarray(v, np.float32) for k, v in recorder.absmax.items()}
+    arrays |= {f"range/{k}": np.asarray(v, np.float64) for k, v in recorder.ranges.items()}
     np.savez_compressed(path, _meta=np.array(json.dumps(meta)), **arrays)
     return meta
 

@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from export import graph, parity
-from export.calibrate import Calibration, channel_absmax, training_calibration
+from export.calibrate import Calibration, Calibrator, training_calibration
 from export.errors import ExportInputError, ParityError
 from export.front import Front, check_max_length, write_graph
 from export.probe import Probe, load_probe
-from export.quantize import QUANTIZATIONS, cpu_preset, quantize_int8
+from export.quantize import QUANTIZATIONS, Int8Settings, cpu_preset, quantize_int8
 from xlir_plugin.default_model import BUNDLED_MODEL_NAMES, DEFAULT_MODEL_NAME
 from xlir_plugin.manifest import MANIFEST_FILE, Manifest
 from xlir_plugin.projection import Projection, default_projection
@@ -51,6 +51,7 @@ def export_model(
     progress: bool = True,
     calibration: Calibration | None = None,
     projection: Projection | None = None,
+    int8: Int8Settings | None = None,
 ) -> ExportResult:
     """Export `model` (directory, `default` or hub id) into `output`; raise ExportInputError on
     bad input, ParityError when the parity thresholds are not met (unless `force`).
@@ -59,7 +60,8 @@ def export_model(
     it) at int8 or fp32 are built without torch (`export.offline`); other models and fp16 go
     through torch and optimum. `calibration`: the texts int8 finds activation outliers on
     (default: a fixed selection of the training sets; never XQuAD-R). `projection`: a head
-    written after pooling (default: the shipped one for `default`, none for other models)."""
+    written after pooling (default: the shipped one for `default`, none for other models).
+    `int8`: the int8 recipe's settings (default `Int8Settings()`)."""
     from tqdm.auto import tqdm
 
     start = time.perf_counter()
@@ -90,7 +92,16 @@ def export_model(
             front.projection = default_projection()
         steps.update()
         manifest, failed = _finish(
-            front, tmp, quantize, probe_set, thresholds, force, pooling_in_graph, calibration, steps
+            front,
+            tmp,
+            quantize,
+            probe_set,
+            thresholds,
+            force,
+            pooling_in_graph,
+            calibration,
+            steps,
+            int8,
         )
         steps.close()
         if failed and not force:
@@ -149,6 +160,7 @@ def _finish(
     pooling_in_graph: bool,
     calibration: Calibration | None,
     steps,
+    int8: Int8Settings | None = None,
 ) -> tuple[Manifest, list[str]]:
     """Quantize, add the pooling head, write the manifest and check parity in tmp/final."""
     final = tmp / "final"
@@ -162,9 +174,10 @@ def _finish(
             onnx_path,
             tmp / "int8.onnx",
             cpu_preset(),
-            calibrate=_calibrator(onnx_path, final, front.settings, calibration)
+            calibrate=_calibrator(final, front.settings, calibration)
             if calibration or front.calibration is None
             else front.calibration,
+            settings=int8,
         )
         onnx_path = tmp / "int8.onnx"
     steps.update()
@@ -217,19 +230,9 @@ def _finish(
     return manifest, failed
 
 
-def _calibrator(onnx_path: Path, tokenizer_dir: Path, settings, calibration: Calibration | None):
-    """tensors -> their per-channel max |x| on the calibration texts (default: the training
-    sets), run through the fp32 graph."""
-    calibration = calibration or training_calibration()
-
-    def calibrate(tensors: list[str]) -> dict:
-        return channel_absmax(
-            onnx_path, tensors, calibration, tokenizer_dir, settings, settings.max_length
-        )
-
-    calibrate.name = calibration.name
-    calibrate.texts = len(calibration.queries) + len(calibration.passages)
-    return calibrate
+def _calibrator(tokenizer_dir: Path, settings, calibration: Calibration | None) -> Calibrator:
+    """The int8 recipe's calibration on `calibration` (default: the training sets)."""
+    return Calibrator(calibration or training_calibration(), tokenizer_dir, settings)
 
 
 def _copy_tokenizer(source, dst: Path) -> None:

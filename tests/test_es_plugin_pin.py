@@ -1,10 +1,11 @@
-"""One onnxruntime version for Python and the in-engine plugin (no node needed).
+"""One onnxruntime version for Python and the in-engine plugins (no node needed).
 
 int8 kernels differ between onnxruntime versions (cosine ~0.995 between 1.29 and 1.32 on the
 default model), so vectors from `xlir index` and from the `xlir_embed` processor match only
-when both run the same version. es-plugin/pom.xml is the one source of the version:
-pyproject.toml pins Python's onnxruntime to it (`onnxruntime.version`, the newest onnxruntime
-Java on Maven Central).
+when both run the same version. plugins/pom.xml (the parent of core and both engine adapters)
+is the one source of the version: pyproject.toml pins Python's onnxruntime to it
+(`onnxruntime.version`, the newest onnxruntime Java on Maven Central), and no module pom
+(core, elasticsearch, opensearch) may set another.
 """
 
 from __future__ import annotations
@@ -15,16 +16,33 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+PLUGINS = ROOT / "plugins"
+MODULES = ("core", "elasticsearch", "opensearch")
+
+
 def pom_onnxruntime() -> str:
-    match = re.search(r"<onnxruntime\.version>([^<]+)</", (ROOT / "es-plugin/pom.xml").read_text())
-    assert match, "es-plugin/pom.xml has no <onnxruntime.version>"
+    match = re.search(r"<onnxruntime\.version>([^<]+)</", (PLUGINS / "pom.xml").read_text())
+    assert match, "plugins/pom.xml has no <onnxruntime.version>"
     return match.group(1)
+
+
+def test_plugin_modules_inherit_the_one_onnxruntime_version():
+    """core bundles onnxruntime for both engines; no adapter may pin a version of its own."""
+    parent = (PLUGINS / "pom.xml").read_text()
+    for module in MODULES:
+        assert f"<module>{module}</module>" in parent, f"plugins/pom.xml lacks module {module}"
+        pom = (PLUGINS / module / "pom.xml").read_text()
+        assert "<onnxruntime.version>" not in pom, f"plugins/{module}/pom.xml sets its own"
+        versions = re.findall(
+            r"<artifactId>onnxruntime</artifactId>\s*<version>([^<]+)</version>", pom
+        )
+        assert versions in ([], ["${onnxruntime.version}"]), (module, versions)
 
 
 def test_es_plugin_onnxruntime_pin_matches_pyproject():
     pins = re.findall(r'"onnxruntime==([^"]+)"', (ROOT / "pyproject.toml").read_text())
     assert pins == [pom_onnxruntime()], (
-        f"pyproject.toml pins onnxruntime {pins}, es-plugin/pom.xml uses {pom_onnxruntime()}: "
+        f"pyproject.toml pins onnxruntime {pins}, plugins/pom.xml uses {pom_onnxruntime()}: "
         "pin the same version in both"
     )
 
@@ -39,9 +57,10 @@ def test_es_plugin_onnxruntime_installed_is_the_pinned_one():
 
 
 def java_default(setting: str) -> int:
-    source = (ROOT / "es-plugin/src/main/java/org/xlir/elasticsearch/XlirSettings.java").read_text()
-    match = re.search(rf'intSetting\("{re.escape(setting)}", (\d+)', source)
-    assert match, f"XlirSettings.java has no int setting {setting}"
+    """A node setting's default, declared once for both engines in core's XlirDefaults."""
+    source = (PLUGINS / "core/src/main/java/org/xlir/core/XlirDefaults.java").read_text()
+    match = re.search(rf'IntSpec\("{re.escape(setting)}", (\d+)', source)
+    assert match, f"XlirDefaults.java has no int setting {setting}"
     return int(match.group(1))
 
 

@@ -249,12 +249,36 @@ def _matmul_model(weight: np.ndarray, opset: int = 17):
     return model
 
 
-def _run(model_or_path, x: np.ndarray) -> np.ndarray:
+class _Figures:
+    """A calibrator with figures known in advance (`export.calibrate.Calibrator`'s two calls):
+    each tensor's per-channel max |x| and its range, read off `x` itself."""
+
+    name, texts = "fixed", 0
+
+    def __init__(self, x: np.ndarray) -> None:
+        self.x = x
+
+    def channel_absmax(self, graph_path, tensors):
+        return {t: np.abs(self.x).max(0) for t in tensors}
+
+    def token_ranges(self, graph_path, tensors, coverage):
+        import onnx
+
+        model = onnx.load(str(graph_path))
+        model.graph.output.extend(
+            [onnx.helper.make_tensor_value_info(t, onnx.TensorProto.FLOAT, None) for t in tensors]
+        )
+        values = _run(model, self.x, tensors)
+        return {t: (float(v.min()), float(v.max())) for t, v in zip(tensors, values, strict=True)}
+
+
+def _run(model_or_path, x: np.ndarray, outputs: list[str] | None = None):
     import onnxruntime as ort
 
     src = model_or_path if isinstance(model_or_path, str) else model_or_path.SerializeToString()
     session = ort.InferenceSession(src, providers=["CPUExecutionProvider"])
-    return session.run(None, {"x": x})[0]
+    got = session.run(outputs, {"x": x})
+    return got if outputs else got[0]
 
 
 def _q4_table(rows: int, cols: int, seed: int = 0) -> np.ndarray:
@@ -313,20 +337,44 @@ def test_split_outliers_is_exact_and_int8_keeps_them_float32(tmp_path):
 
     src = tmp_path / "mm.onnx"
     onnx.save(_matmul_model(weight), src)
-    absmax = {"x": np.abs(x).max(0)}
     plain = quantize_int8(src, tmp_path / "plain.onnx", "avx512_vnni")
-    recipe = quantize_int8(src, tmp_path / "split.onnx", "avx512_vnni", calibrate=lambda t: absmax)
+    recipe = quantize_int8(src, tmp_path / "split.onnx", "avx512_vnni", calibrate=_Figures(x))
     assert plain["outliers"]["channels"] == 0
     assert recipe["outliers"]["channels"] == 2 and recipe["outliers"]["float32_matmuls"] == 1
     nodes = onnx.load(str(tmp_path / "split.onnx")).graph.node
     kept = [n for n in nodes if n.name.endswith(OUTLIER_SUFFIX)]
     assert [n.op_type for n in kept] == ["MatMul"]  # float32
     assert any(n.op_type in ("MatMulInteger", "DynamicQuantizeMatMul") for n in nodes)
+    assert "DynamicQuantizeLinear" not in [n.op_type for n in nodes]  # calibrated: frozen
     error = {
         name: np.abs(_run(str(tmp_path / f"{name}.onnx"), x) - exact).mean()
         for name in ("plain", "split")
     }
     assert error["split"] * 4 < error["plain"], error
+
+
+def test_frozen_scales_make_a_row_independent_of_its_batch(tmp_path):
+    """Dynamic per-tensor scales move a row's output with its batch-mates (one loud row
+    widens everyone's step); frozen scales give each row the same output alone or batched."""
+    import onnx
+
+    from export.quantize import quantize_int8
+
+    rng = np.random.default_rng(1)
+    weight = rng.standard_normal((64, 48)).astype(np.float32) * 0.1
+    x = rng.standard_normal((50, 64)).astype(np.float32)
+    x[7] *= 6.0  # a loud row in the batch
+    src = tmp_path / "mm.onnx"
+    onnx.save(_matmul_model(weight), src)
+    quantize_int8(src, tmp_path / "dynamic.onnx", "avx512_vnni")
+    recipe = quantize_int8(src, tmp_path / "frozen.onnx", "avx512_vnni", calibrate=_Figures(x))
+    assert "static" in recipe["activations"] and recipe["activation_tensors"] == 1
+    for name, same in (("dynamic", False), ("frozen", True)):
+        path = str(tmp_path / f"{name}.onnx")
+        batched = _run(path, x)
+        alone = np.concatenate([_run(path, x[i : i + 1]) for i in (0, 1, 2)])
+        assert np.array_equal(alone, batched[:3]) is same, name
+        assert np.abs(batched - x @ weight).mean() < 0.05 * np.abs(x @ weight).mean(), name
 
 
 def test_block_quantized_gather_looks_up_the_same_rows():
@@ -390,8 +438,8 @@ def test_int8_manifest_records_the_recipe(tiny_q4):
     parity = Manifest.load(tiny_q4).parity
     assert parity["passed"] and not parity["forced"] and parity["cosine_min"] >= 0.99
     recipe = parity["int8_recipe"]
-    assert recipe["version"] == 2 and recipe["preset"] == parity["int8_preset"]
-    assert recipe["weights"].startswith("int8") and "per tensor" in recipe["activations"]
+    assert recipe["version"] == 3 and recipe["preset"] == parity["int8_preset"]
+    assert recipe["weights"].startswith("int8") and "per tensor, static" in recipe["activations"]
     assert recipe["outliers"]["calibration"] == "training:squad-dev-parallel+ntrex128+tatoeba"
     assert recipe["outliers"]["calibration_texts"] >= 300
     assert recipe["word_embeddings"]["op"] == "com.microsoft.GatherBlockQuantized"
@@ -421,7 +469,7 @@ def test_int8_splits_the_implanted_outliers_and_block_quantizes_the_table(tiny_q
     assert 7 in flat and 19 in flat, channels  # the LayerNorm channel and the FFN neuron
     kept = [n for n in model.graph.node if n.name.endswith(OUTLIER_SUFFIX)]
     assert kept and all(n.op_type == "MatMul" for n in kept)
-    assert "DynamicQuantizeLinear" in ops or "DynamicQuantizeMatMul" in ops
+    assert "QuantizeLinear" in ops and "DynamicQuantizeLinear" not in ops  # frozen scales
     # position / token-type tables stay float32 Gathers
     assert [n.op_type for n in model.graph.node if "position_embeddings" in n.name] == ["Gather"]
 

@@ -1,4 +1,4 @@
-"""The in-engine path: the `xlir` Elasticsearch plugin (es-plugin/) embeds documents and queries.
+"""The in-engine path: the `xlir` Elasticsearch plugin (plugins/elasticsearch/) embeds documents and queries.
 
 Python sends text only. An index gets an ingest pipeline `xlir-<model>` with the `xlir_embed`
 processor as its `index.default_pipeline`, so raw documents are embedded inside the node;

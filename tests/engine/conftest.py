@@ -1,6 +1,6 @@
 """Fixtures and helpers of the in-engine tests (`pytest -k "engine or es_plugin or processor"`).
 
-The session's node has the plugin (es-plugin/, built by scripts/setup.sh, installed by the
+The session's node has the plugin (plugins/elasticsearch/, built by scripts/setup.sh, installed by the
 node start). The tests install their own synthetic model (a Unigram tokenizer trained on
 XQuAD-R sentences, an ONNX embedding-bag graph with pooling and normalisation inside) under
 test-only names with `engine_install.install_model`, into the running node only.

@@ -24,12 +24,12 @@ from tests.engine.conftest import (
     error_reason,
     long_text,
     put_pipeline,
+    sources,
 )
 from xlir_plugin.encoder import OnnxEncoder
 from xlir_plugin.engine_install import copy_model, install_model, remove_model
 from xlir_plugin.index import create_index
 from xlir_plugin.manifest import Manifest
-from xlir_plugin.paths import cache_dir
 
 pytestmark = [pytest.mark.es]
 
@@ -69,20 +69,20 @@ def test_engine_embed_matches_the_python_encoder(es, engine_model, encoder, sent
     assert sum(resp["truncated"]) == encoder.last_truncated
 
 
-def e5_export() -> Path | None:
-    """The int8 e5 export: XLIR_ENGINE_DEFAULT_ONNX, else the one `xlir model export-default`
-    or the export tests left in the cache."""
+def e5_export() -> Path:
+    """The int8 default export: XLIR_ENGINE_DEFAULT_ONNX, else the cached one (built once,
+    without torch, when missing or of an older recipe)."""
     env = os.environ.get("XLIR_ENGINE_DEFAULT_ONNX")
-    candidates = [Path(env)] if env else []
-    candidates += sorted((cache_dir() / "models").glob("*e5-small*-onnx-int8"))
-    return next((c for c in candidates if (c / "xlir.json").is_file()), None)
+    if env:
+        return Path(env)
+    from export import ensure_exported
+
+    return ensure_exported("default", "int8")
 
 
 @pytest.fixture(scope="module")
 def e5_model(es_settings):
     export = e5_export()
-    if export is None:
-        pytest.skip("no int8 e5 export (run `xlir model export-default`)")
     name = f"xlir-test-e5-{uuid.uuid4().hex[:8]}"
     install_model(export, name, es_settings, future_nodes=False)
     yield name, export
@@ -100,6 +100,27 @@ def test_engine_e5_int8_model_matches_the_python_encoder(es, e5_model, sentences
         resp = call(es, "POST", "/_xlir/embed", body)
         expected = e5.encode(texts, kind, warn=False)
         assert cosines(np.asarray(resp["vectors"]), expected).min() >= 0.9999
+
+
+@pytest.mark.slow
+def test_engine_bulk_of_many_gives_each_document_its_vector_alone(
+    es, e5_model, sentences, index_name
+):
+    """Documents ingested through the pipeline in one bulk (the plugin batches them) get the
+    vector the client computes for each text alone: int8 scales are fixed at export."""
+    name, export = e5_model
+    docs = [{"id": s["id"], "lang": s["lang"], "text": s["text"]} for s in sentences[::12]]
+    docs += [{"id": f"m{i}", "lang": "xx", "text": t} for i, t in enumerate(MULTILINGUAL)]
+    docs.append({"id": "long", "lang": "en", "text": long_text(MULTILINGUAL)})
+    create_index(es, index_name, Manifest.load(export))
+    items = bulk_with(es, index_name, put_pipeline(es, name, input_type="passage"), docs)
+    assert len(docs) >= 90 and [i for i in items if "error" in i] == []
+    by_id = sources(es, index_name)
+    got = np.asarray([by_id[d["id"]]["embedding"] for d in docs], dtype=np.float32)
+    e5 = OnnxEncoder(export, threads=2)
+    alone = np.stack([e5.encode([d["text"]], "passage", warn=False)[0] for d in docs])
+    assert cosines(got, alone).min() >= 0.99999
+    assert np.abs(got - alone).max() < 1e-4  # float32 vectors; the engine stores them as sent
 
 
 def test_engine_embed_rejects_bad_requests(es, engine_model):

@@ -2,8 +2,8 @@
 Python encoder's, `xlir_knn` returns the client path's top 10 in the three modes, bad
 documents are per-document errors on a green node.
 
-The node has the plugin when it was started with `XLIR_OS_PLUGIN_ZIP` (the zip built from
-plugins/opensearch); without it these tests skip and say so. The synthetic model of
+The node has the plugin when plugins/opensearch was built (`scripts/setup.sh`; or
+`XLIR_OS_PLUGIN_ZIP` names a zip); without it these tests skip and say so. The synthetic model of
 `tests/engine/conftest.py` is copied into the node's models directory (which the plugin
 reports) under a test-only name.
 """
@@ -41,7 +41,7 @@ def os_model(opensearch, opensearch_settings, synthetic_export) -> str:
     try:
         xlir_models(opensearch)
     except TransportError as exc:
-        pytest.skip(f"the OpenSearch node has no xlir plugin (set XLIR_OS_PLUGIN_ZIP): {exc}")
+        pytest.skip(f"the OpenSearch node has no xlir plugin (build plugins/opensearch): {exc}")
     name = f"xlir-test-{uuid.uuid4().hex[:8]}"
     (installed,) = install_model(synthetic_export, name, opensearch_settings, future_nodes=False)
     assert installed == Path(xlir_models(opensearch)["models_dir"]) / name

@@ -81,7 +81,7 @@ def start(
     """
     home = install(version)
     java_home = find_java_home()
-    from .es_plugin import ensure_plugin  # the in-engine plugin (es-plugin/), when built
+    from .es_plugin import ensure_plugin  # plugins/elasticsearch/, when built
 
     ensure_plugin(home, java_home)
     # never starts with '-', so `--es-password PW` parses

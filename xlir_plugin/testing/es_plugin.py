@@ -1,4 +1,4 @@
-"""The in-engine plugin (es-plugin/, built by scripts/setup.sh) installed into the local node.
+"""The in-engine plugin (plugins/elasticsearch/, built by scripts/setup.sh) installed into the local node.
 
 `ensure_plugin(home, java_home)` runs `bin/elasticsearch-plugin install` once per plugin
 build: the zip's sha256 is kept in `<home>/.xlir-plugin.sha256` (outside `plugins/`, which
@@ -22,6 +22,8 @@ import zipfile
 from pathlib import Path
 
 from ..errors import XlirError
+from .plugin_zips import PluginZipError, target_dir
+from .plugin_zips import plugin_zip as engine_plugin_zip
 
 PLUGIN_NAME = "xlir"
 MARKER = ".xlir-plugin.sha256"
@@ -34,18 +36,14 @@ class PluginError(XlirError):
     """The plugin could not be installed into the local Elasticsearch."""
 
 
-def plugin_zip() -> Path | None:
-    """The plugin zip: `XLIR_ES_PLUGIN_ZIP`, else the newest build in es-plugin/target/."""
-    env = os.environ.get("XLIR_ES_PLUGIN_ZIP")
-    if env:
-        if not Path(env).is_file():
-            raise PluginError(f"XLIR_ES_PLUGIN_ZIP={env} does not exist")
-        return Path(env)
-    built = sorted(
-        (REPO_ROOT / "es-plugin" / "target").glob("xlir-es-plugin-*.zip"),
-        key=lambda p: p.stat().st_mtime,
-    )
-    return built[-1] if built else None
+def plugin_zip(version: str | None = None) -> Path | None:
+    """The plugin zip: `XLIR_ES_PLUGIN_ZIP`, else the newest build in
+    plugins/elasticsearch/target/ (for Elasticsearch `version` when given: a node loads only a
+    plugin built for its own version)."""
+    try:
+        return engine_plugin_zip("elasticsearch", version)
+    except PluginZipError as e:
+        raise PluginError(str(e)) from e
 
 
 def _sha256(path: Path) -> str:
@@ -88,12 +86,15 @@ def ensure_plugin(
     """Install (or upgrade) the plugin into `home`; return the zip's sha256, or None (and a
     warning) when no zip was built: the node then starts without the in-engine path.
     engine: whose `bin/<engine>-plugin` installs it (OpenSearch's tool takes the same flags)."""
-    zip_path = zip_path or plugin_zip()
+    version = (
+        home.name.removeprefix("elasticsearch-") if home.name.startswith("elasticsearch-") else None
+    )
+    zip_path = zip_path or plugin_zip(version)
     if zip_path is None:
         log.warning(
-            "no es-plugin build in %s: nodes start without the in-engine path "
+            "no Elasticsearch plugin build in %s: nodes start without the in-engine path "
             "(build it with `bash scripts/setup.sh`)",
-            REPO_ROOT / "es-plugin" / "target",
+            target_dir("elasticsearch"),
         )
         return None
     sha = _sha256(zip_path)

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from . import local_node
 from .local_node import NodeError, NodeInfo, own
+from .plugin_zips import plugin_zip
 
 OS_VERSION = os.environ.get("XLIR_OS_VERSION", "3.5.0")
 VERSION = OS_VERSION
@@ -59,15 +60,6 @@ def find_java_home(minimum: int = MIN_JAVA) -> Path:
     )
 
 
-def plugin_zip() -> Path | None:
-    """The XLIR OpenSearch plugin zip named by `XLIR_OS_PLUGIN_ZIP` (built on branch os-java),
-    or None: the node then starts without the in-engine path."""
-    env = os.environ.get("XLIR_OS_PLUGIN_ZIP")
-    if env and not Path(env).is_file():
-        raise NodeError(f"XLIR_OS_PLUGIN_ZIP={env} does not exist")
-    return Path(env) if env else None
-
-
 def start(
     version: str = OS_VERSION,
     heap: str | None = None,
@@ -81,7 +73,7 @@ def start(
     """
     home = install(version)
     java_home = find_java_home()
-    zip_path = plugin_zip()
+    zip_path = plugin_zip("opensearch", version)  # plugins/opensearch, or XLIR_OS_PLUGIN_ZIP
     if zip_path is not None:
         from .es_plugin import ensure_plugin
 

@@ -1,6 +1,0 @@
-package org.xlir.elasticsearch.inference;
-
-import org.xlir.elasticsearch.model.ModelManifest;
-
-/** One text's vector, whether the text was cut at the model's max length, and the model's settings. */
-public record Embedding(float[] vector, boolean truncated, ModelManifest manifest) {}

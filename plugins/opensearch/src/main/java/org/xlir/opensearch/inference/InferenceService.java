@@ -1,0 +1,121 @@
+package org.xlir.opensearch.inference;
+
+import org.opensearch.ResourceNotFoundException;
+import org.opensearch.action.support.ContextPreservingActionListener;
+import org.opensearch.common.unit.TimeValue;
+import org.opensearch.common.util.concurrent.AbstractRunnable;
+import org.opensearch.common.util.concurrent.ThreadContext;
+import org.opensearch.core.action.ActionListener;
+import org.opensearch.core.concurrency.OpenSearchRejectedExecutionException;
+import org.opensearch.threadpool.ThreadPool;
+import org.xlir.core.Embedding;
+import org.xlir.core.FieldEmbedder;
+import org.xlir.core.Inference;
+import org.xlir.core.InputType;
+import org.xlir.core.Listener;
+import org.xlir.core.ModelNotFoundException;
+import org.xlir.core.ModelRegistry;
+import org.xlir.core.OverloadedException;
+import org.xlir.core.XlirDefaults;
+
+import java.io.Closeable;
+import java.util.concurrent.Executor;
+
+/**
+ * Core's {@link Inference} on OpenSearch's thread pools: {@code xlir_inference} (ingest
+ * batches) and {@code xlir_search} (queries, REST). Listeners complete in the caller's thread
+ * context (security headers preserved) and see OpenSearch's exception types: a missing model
+ * is a {@link ResourceNotFoundException} (404), a full batcher an
+ * {@link OpenSearchRejectedExecutionException} (429).
+ */
+public final class InferenceService implements Closeable, FieldEmbedder.BatchedEmbed {
+
+    private final ThreadPool threadPool;
+    private final Inference inference;
+
+    public InferenceService(ThreadPool threadPool, ModelRegistry registry, int ingestBatchSize, TimeValue ingestBatchWait, int ingestMaxQueued) {
+        this.threadPool = threadPool;
+        Executor search = threadPool.executor(XlirDefaults.SEARCH_THREAD_POOL_NAME);
+        Executor ingest = threadPool.executor(XlirDefaults.THREAD_POOL_NAME);
+        Inference.Pools pools = new Inference.Pools() {
+            @Override
+            public Executor search() {
+                return search;
+            }
+
+            @Override
+            public Executor ingest() {
+                return task -> ingest.execute(new Forced(task));
+            }
+
+            @Override
+            public void scheduleIngest(Runnable task, long delayNanos) {
+                threadPool.schedule(new Forced(task), TimeValue.timeValueNanos(delayNanos), XlirDefaults.THREAD_POOL_NAME);
+            }
+        };
+        this.inference = new Inference(pools, InferenceService::translate, registry, ingestBatchSize, ingestBatchWait.nanos(), ingestMaxQueued);
+    }
+
+    public Inference core() {
+        return inference;
+    }
+
+    /** One ingest text in the model's micro-batch; the listener runs in the submitter's thread context. */
+    @Override
+    public void embedBatched(String model, String text, InputType type, Listener<Embedding> listener) {
+        ThreadContext threadContext = threadPool.getThreadContext();
+        ActionListener<Embedding> preserving = ContextPreservingActionListener.wrapPreservingContext(
+            ActionListener.wrap(listener::onResponse, listener::onFailure),
+            threadContext
+        );
+        // the batch tasks run in an empty context: each listener restores its own
+        try (ThreadContext.StoredContext ignored = threadContext.stashContext()) {
+            inference.embedBatched(model, text, type, Listener.of(preserving::onResponse, preserving::onFailure));
+        }
+    }
+
+    /** Core's exceptions as the engine's: 404 for a missing model, 429 for a full batcher. */
+    static Exception translate(Exception e) {
+        if (e instanceof ModelNotFoundException) {
+            return new ResourceNotFoundException(e.getMessage().replace("{}", "{ }"));
+        }
+        if (e instanceof OverloadedException) {
+            return new OpenSearchRejectedExecutionException(e.getMessage());
+        }
+        return e;
+    }
+
+    /** A batch task that cannot be lost: queued even past the queue size; a rejected one (shutdown) drains inline. */
+    private static final class Forced extends AbstractRunnable {
+        private final Runnable task;
+
+        Forced(Runnable task) {
+            this.task = task;
+        }
+
+        @Override
+        protected void doRun() {
+            task.run();
+        }
+
+        @Override
+        public void onFailure(Exception e) {
+            throw new IllegalStateException("xlir batch task failed", e);
+        }
+
+        @Override
+        public void onRejection(Exception e) {
+            task.run();
+        }
+
+        @Override
+        public boolean isForceExecution() {
+            return true;
+        }
+    }
+
+    @Override
+    public void close() {
+        inference.close();
+    }
+}
