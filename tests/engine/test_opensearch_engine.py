@@ -10,6 +10,7 @@ reports) under a test-only name.
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 from opensearchpy.exceptions import TransportError
 
 from tests.engine.conftest import DIM, MULTILINGUAL, cosines, long_text
+from xlir_plugin.cli import main
 from xlir_plugin.engine_install import install_model, remove_model
 from xlir_plugin.index import create_index, delete_index
 from xlir_plugin.ingest import ingest
@@ -125,3 +127,22 @@ def test_opensearch_xlir_knn_gives_the_client_paths_top_10(
         assert {h["_id"] for h in engine} == {h.id for h in client}, (mode, doc["id"])
         assert len(engine) == 10 and all(f is None or h["_source"]["lang"] != "xx" for h in engine)
     assert opensearch.cluster.health()["status"] == "green"
+
+
+def test_opensearch_cli_install_model_reaches_the_node_and_later_nodes(
+    opensearch, opensearch_settings, os_model, synthetic_export, capsys
+):
+    """`xlir os install-model`: into the running node's models directory and the local
+    OpenSearch home's (for nodes started later); the plugin then lists it."""
+    name = f"xlir-test-cli-{uuid.uuid4().hex[:8]}"
+    args = ["os", "install-model", "--model", str(synthetic_export), "--name", name, "--json",
+            "--es-url", opensearch_settings.url]  # fmt: skip
+    try:
+        assert main(args) == 0
+        installed = [Path(p) for p in json.loads(capsys.readouterr().out)["installed"]]
+        node_dir = Path(xlir_models(opensearch)["models_dir"]) / name
+        assert node_dir in installed and len(installed) == 2
+        assert all((p / "model.onnx").is_file() for p in installed)
+    finally:
+        remove_model(name, opensearch_settings)
+    assert not node_dir.exists()
