@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Set up XLIR on this machine: one virtual environment per machine, reused by every checkout,
 # linked into the checkout as .venv. Idempotent: a second run only re-checks what is installed.
-#   bash scripts/setup.sh         serving only: onnxruntime, onnx, tokenizers, elasticsearch
-#                                 (no torch); enough for `xlir demo|index|search`; `xlir eval`
-#                                 also needs the [eval] extra (ranx, matplotlib):
+#   bash scripts/setup.sh         serving only: onnxruntime, onnx, tokenizers, elasticsearch,
+#                                 opensearch-py (no torch); enough for `xlir demo|index|search`;
+#                                 `xlir eval` also needs the [eval] extra (ranx, matplotlib):
 #                                 .venv/bin/pip install -e '.[eval]' (--dev includes it)
 #   bash scripts/setup.sh --dev   + training, export from torch, tests (torch is large: it is
 #                                 installed once per machine)

@@ -1,7 +1,9 @@
-"""Shared fixtures: a real Elasticsearch node for the whole session (never a mock)."""
+"""Shared fixtures: a real Elasticsearch node for the whole session, and a real OpenSearch
+node for the tests that ask for one (never a mock)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -12,6 +14,7 @@ import pytest
 
 from xlir_plugin.connection import EsSettings, connect
 from xlir_plugin.testing import elasticsearch as node
+from xlir_plugin.testing import opensearch as opensearch_node
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,6 +35,23 @@ def es(es_settings: EsSettings):
     client = connect(es_settings)
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def opensearch_settings() -> Iterator[EsSettings]:
+    """`XLIR_OS_URL` when set (a running node, kept), else a node started here on first use
+    (heap 512m: the test indexes are small) and stopped at the end."""
+    url = os.environ.get("XLIR_OS_URL")
+    info = None if url else opensearch_node.start(heap="512m")
+    yield EsSettings(url=url or info.url, engine="opensearch")
+    if info:
+        node.stop(info)
+
+
+@pytest.fixture(scope="session")
+def opensearch(opensearch_settings: EsSettings):
+    with contextlib.closing(connect(opensearch_settings)) as client:
+        yield client
 
 
 @pytest.fixture

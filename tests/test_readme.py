@@ -26,8 +26,10 @@ from tests.onnx_fixtures import build_onnx_model, words_of
 from xlir_plugin.default_model import DEFAULT_MODEL_DIRNAME, materialize_default
 from xlir_plugin.demo import DEMO_INDEX
 from xlir_plugin.evaluation.data import load_lareqa
+from xlir_plugin.index import delete_index
 from xlir_plugin.projection import PROJECTION_INFO_FILE, default_projection
 from xlir_plugin.testing.elasticsearch import ES_VERSION, NodeInfo
+from xlir_plugin.testing.opensearch import OS_VERSION
 
 pytestmark = [pytest.mark.es, pytest.mark.slow]
 
@@ -150,3 +152,22 @@ def test_python_api_example_runs(workspace):
     out = run([".venv/bin/python", "example.py"], workspace)
     node = json.loads((Path(workspace[1]["XLIR_CACHE"]) / "es-node.json").read_text())
     assert out.strip() == node["url"]  # found through the node file alone
+
+
+@pytest.mark.opensearch
+def test_opensearch_shell_examples_run(workspace, opensearch_settings, opensearch):
+    """The OpenSearch block finds the tests' node through `os-node.json`, as a user's shell
+    finds the one `xlir os start` left running."""
+    work, env = workspace
+    info = NodeInfo(opensearch_settings.url, "", "", os.getpid(), str(work), OS_VERSION)
+    info.engine = "opensearch"
+    info.save(Path(env["XLIR_CACHE"]) / "os-node.json")
+    commands = shell_commands(code_block("bash", "xlir os start"))
+    assert [c.split()[1] for c in commands] == ["os", "index", "search", "eval", "os"]
+    try:
+        started, indexed, searched, evaluated, status = [run(c, workspace) for c in commands]
+    finally:
+        delete_index(opensearch, "docs")
+    assert "already running" in started and "failed 0" in indexed
+    assert {line.split()[2] for line in searched.splitlines()[1:]} <= {"en", "es"}
+    assert "| **mean** |" in evaluated and "status green" in status

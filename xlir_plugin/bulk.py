@@ -1,10 +1,10 @@
 """Bulk requests with retries: what `ingest` sends, and how a full write queue is waited out.
 
-Elasticsearch answers 429 when its write queue is full, and 502/503/504 while a shard moves or
+The engine answers 429 when its write queue is full, and 502/503/504 while a shard moves or
 a node leaves, for a whole request or for single items. Those documents are sent again after
 an exponential backoff (`Backoff`), up to `max_retries` times, and every retry is counted;
 other item errors are final. A lost connection (after the client has tried every node it
-knows) raises the client's `TransportError`.
+knows) raises `engines.EngineUnreachable`.
 
 A float32 vector (what the encoder makes) is written with 9 significant digits, which read
 back as float32 are the same numbers: json's 17 digits of the float64 took 3x the time and
@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from elasticsearch import ApiError, Elasticsearch
 from elasticsearch.serializer import JsonSerializer
 
+from .engines import Client, EngineApiError, engine_of
 from .schema import VECTOR_FIELD
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def source_json(source: dict[str, Any]) -> str:
     return f'{rest[:-1]}{"," if len(rest) > 2 else ""}"{VECTOR_FIELD}":[{numbers}]}}'
 
 
-def _api_error(exc: ApiError) -> dict[str, Any] | str:
+def _api_error(exc: EngineApiError) -> dict[str, Any] | str:
     body = exc.body
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         return body["error"]
@@ -86,7 +86,7 @@ def _api_error(exc: ApiError) -> dict[str, Any] | str:
 
 
 def send(
-    es: Elasticsearch,
+    es: Client,
     actions: list[dict[str, Any]],
     backoff: Backoff,
     *,
@@ -98,8 +98,7 @@ def send(
     Yields (ok, {"index": item}) once per action, in the order answers become final;
     `on_retry(documents, seconds)` is told before each wait.
     """
-    extra = {"pipeline": pipeline} if pipeline else {}
-    client = es.options(retry_on_status=())  # 429/5xx come back here, to be counted
+    engine = engine_of(es)  # its bulk leaves 429/5xx to us, to be counted
     pending = actions
     for attempt in range(backoff.max_retries + 1):
         if attempt:
@@ -108,8 +107,8 @@ def send(
             time.sleep(delay)
         last = attempt == backoff.max_retries
         try:
-            response = client.bulk(operations=_operations(pending), **extra)
-        except ApiError as exc:
+            response = engine.bulk(es, _operations(pending), pipeline)
+        except EngineApiError as exc:
             if exc.status_code in RETRY_ON_STATUS and not last:
                 continue
             error = _api_error(exc)
@@ -137,7 +136,7 @@ def _dumps(data: Any) -> str:
     return json.dumps(data, default=_CLIENT_JSON.default, ensure_ascii=False, separators=(",", ":"))
 
 
-def pause_refresh(es: Elasticsearch, index: str) -> Callable[[], None]:
+def pause_refresh(es: Client, index: str) -> Callable[[], None]:
     """Turn off `index`'s periodic refresh for a load; return what turns it back on.
 
     One refresh at the end instead of one a second: fewer, larger segments and no merging of
@@ -145,33 +144,41 @@ def pause_refresh(es: Elasticsearch, index: str) -> Callable[[], None]:
     so a run cut short is put right by the next one. Best effort: a client that may not
     change settings loads with refreshes on.
     """
+    engine = engine_of(es)
     try:
-        name, found = next(iter(es.indices.get_settings(index=index).body.items()))
+        name, found = next(iter(engine.get_settings(es, index).items()))
         current = found["settings"].get("index", {}).get("refresh_interval")
         meta = _meta(es, name)
         if PAUSED_REFRESH_KEY not in meta:
             if current == "-1":  # off by someone's choice: leave it alone
                 return lambda: None
             _put_meta(es, name, meta | {PAUSED_REFRESH_KEY: current})
-            es.indices.put_settings(index=name, settings={"index.refresh_interval": "-1"})
-    except ApiError as exc:
+            engine.put_settings(es, name, {"index.refresh_interval": "-1"})
+    except EngineApiError as exc:
         log.debug("cannot pause refreshes of %s (%s): loading with them on", index, exc)
         return lambda: None
     return lambda: _resume_refresh(es, name)
 
 
-def _resume_refresh(es: Elasticsearch, name: str) -> None:
+def refresh_paused(es: Client, index: str) -> bool:
+    """Whether a load into `index` paused its refreshes and was cut short (killed) before
+    turning them back on: what it indexed is not counted by `count` until a refresh."""
+    mappings = engine_of(es).get_mapping(es, index)
+    return any(PAUSED_REFRESH_KEY in (m["mappings"].get("_meta") or {}) for m in mappings.values())
+
+
+def _resume_refresh(es: Client, name: str) -> None:
     meta = _meta(es, name)
     if PAUSED_REFRESH_KEY in meta:  # None puts the server's default back
         interval = meta.pop(PAUSED_REFRESH_KEY)
-        es.indices.put_settings(index=name, settings={"index.refresh_interval": interval})
+        engine_of(es).put_settings(es, name, {"index.refresh_interval": interval})
         _put_meta(es, name, meta)
 
 
-def _meta(es: Elasticsearch, name: str) -> dict[str, Any]:
-    mappings = es.indices.get_mapping(index=name)[name]["mappings"]
+def _meta(es: Client, name: str) -> dict[str, Any]:
+    mappings = engine_of(es).get_mapping(es, name)[name]["mappings"]
     return dict(mappings.get("_meta") or {})
 
 
-def _put_meta(es: Elasticsearch, name: str, meta: dict[str, Any]) -> None:
-    es.indices.put_mapping(index=name, meta=meta)
+def _put_meta(es: Client, name: str, meta: dict[str, Any]) -> None:
+    engine_of(es).put_meta(es, name, meta)

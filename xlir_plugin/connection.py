@@ -1,8 +1,12 @@
-"""Connecting to Elasticsearch, found the same way from Python and from the command line.
+"""Connecting to the cluster, found the same way from Python and from the command line.
 
-`EsSettings.from_env(**explicit)` is the one way: explicit values (the CLI's `--es-*` flags),
-then `XLIR_ES_*` variables, then the node `xlir es start` left running. `connect` checks the
-cluster answers and says in one line what went wrong when it does not.
+`EsSettings.from_env(**explicit)` is the one way: explicit values (the CLI's `--es-*` flags
+and `--engine`), then `XLIR_ES_*` variables and `XLIR_ENGINE`, then the node `xlir es start`
+(or `xlir os start`, for `engine="opensearch"`) left running. The engine is named, not
+detected: the Elasticsearch client refuses a server that is not Elasticsearch (its product
+check), so the client is chosen before the first request, and a wrong choice fails at
+`connect` in one line. `connect` checks the cluster answers and says in one line what went
+wrong when it does not (the engine's adapter, `engines/`).
 """
 
 from __future__ import annotations
@@ -13,14 +17,14 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from elastic_transport import TlsError
-from elasticsearch import AuthenticationException, Elasticsearch
-from elasticsearch import ConnectionError as EsConnectionError
-
+from .engines import Client, engine_named
 from .errors import ConnectionFailed
 from .paths import cache_dir
 
 ENV_PREFIX = "XLIR_ES_"
+ENGINE_ENV = "XLIR_ENGINE"
+#: the file each engine's `xlir <verb> start` records its node in
+NODE_FILES = {"elasticsearch": "es-node.json", "opensearch": "os-node.json"}
 
 
 @dataclass
@@ -33,6 +37,7 @@ class EsSettings:
     password: str | None = None
     ca_certs: str | None = None
     request_timeout: float = 60.0
+    engine: str = "elasticsearch"  # or "opensearch": which client and adapter (`engines/`)
 
     @classmethod
     def from_env(cls, **explicit: object) -> EsSettings:
@@ -40,29 +45,31 @@ class EsSettings:
         the node `xlir es start` left running (its URL and credentials go together)."""
         values: dict[str, object] = {}
         for f in fields(cls):
-            env = os.environ.get(ENV_PREFIX + f.name.upper())
+            env = os.environ.get(ENGINE_ENV if f.name == "engine" else ENV_PREFIX + f.name.upper())
             if env:
                 values[f.name] = float(env) if f.name == "request_timeout" else env
         given = {k: v for k, v in explicit.items() if v is not None}
+        engine = str(given.get("engine") or values.get("engine") or cls.engine)
         if not given.get("url") and not values.get("url"):
-            values.update(local_node_settings())
+            values.update(local_node_settings(engine))
         return cls(**(values | given))  # type: ignore[arg-type]
 
     def __repr__(self) -> str:  # keep secrets out of logs and tracebacks
         return (
-            f"EsSettings(url={public_url(self.url)!r}, user={self.user!r}, "
+            f"EsSettings(engine={self.engine!r}, url={public_url(self.url)!r}, user={self.user!r}, "
             f"api_key={'***' if self.api_key else None})"
         )
 
 
-def local_node_file() -> Path:
-    """Where `xlir es start` records the node it started (URL, user, password; mode 0600)."""
-    return cache_dir() / "es-node.json"
+def local_node_file(engine: str = "elasticsearch") -> Path:
+    """Where `xlir es start` (`xlir os start`) records the node it started (URL, user,
+    password; mode 0600)."""
+    return cache_dir() / NODE_FILES[engine]
 
 
-def local_node_settings() -> dict[str, str]:
-    """The URL and credentials of the node `xlir es start` recorded; empty when there is none."""
-    path = local_node_file()
+def local_node_settings(engine: str = "elasticsearch") -> dict[str, str]:
+    """The URL and credentials of the node `xlir es|os start` recorded; empty when none."""
+    path = local_node_file(engine)
     if not path.is_file():
         return {}
     node = json.loads(path.read_text())
@@ -87,64 +94,23 @@ def public_url(url: str | None) -> str | None:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def client(settings: EsSettings) -> Elasticsearch:
-    """A client for the settings, not yet checked (see `connect`)."""
+def _require_url(settings: EsSettings) -> None:
     if not settings.url:
+        start = "xlir os start" if settings.engine == "opensearch" else "xlir es start"
         raise ConnectionFailed(
-            "no Elasticsearch URL: give {url=http://127.0.0.1:9200}, set XLIR_ES_URL, or start "
-            "a local node with `xlir es start`",
+            "no cluster URL: give {url=http://127.0.0.1:9200}, set XLIR_ES_URL, or start "
+            f"a local node with `{start}`",
             arguments=["url"],
         )
-    auth: dict[str, object] = {}
-    if settings.api_key:
-        auth["api_key"] = settings.api_key
-    elif settings.user:
-        auth["basic_auth"] = (settings.user, settings.password or "")
-    hosts = [one.strip() for one in settings.url.split(",") if one.strip()]
-    return Elasticsearch(
-        hosts,
-        ca_certs=settings.ca_certs,
-        request_timeout=settings.request_timeout,
-        retry_on_timeout=True,
-        max_retries=3,
-        **auth,
-    )
 
 
-def connect(settings: EsSettings) -> Elasticsearch:
+def client(settings: EsSettings) -> Client:
+    """A client for the settings' engine, not yet checked (see `connect`)."""
+    _require_url(settings)
+    return engine_named(settings.engine).client(settings)
+
+
+def connect(settings: EsSettings) -> Client:
     """A client that has answered one request, or a one-line error naming what went wrong."""
-    es = client(settings)
-    url = public_url(settings.url)
-    try:
-        es.cluster.health()
-    except AuthenticationException as exc:
-        who = (
-            f"user {settings.user!r}"
-            if settings.user
-            else "the API key"
-            if settings.api_key
-            else "no credentials"
-        )
-        raise ConnectionFailed(
-            f"Elasticsearch at {url} rejected authentication with {who} (HTTP 401): check "
-            "{user} and {password}, or {api_key}",
-            arguments=["user", "password", "api_key"],
-        ) from exc
-    except TlsError as exc:
-        raise ConnectionFailed(
-            f"Elasticsearch at {url} presented a TLS certificate that could not be verified "
-            f"({_tls_reason(exc)}): give the CA that signed it with {{ca_certs}}",
-            arguments=["ca_certs"],
-        ) from exc
-    except EsConnectionError as exc:
-        raise ConnectionFailed(f"cannot reach Elasticsearch at {url}: {exc.message}") from exc
-    return es
-
-
-def _tls_reason(exc: TlsError) -> str:
-    """The verifier's own words (e.g. `self-signed certificate in certificate chain`)."""
-    text = str(exc.message)
-    for marker in ("certificate verify failed: ", "CERTIFICATE_VERIFY_FAILED"):
-        if marker in text:
-            return "certificate verify failed: " + text.split(marker, 1)[1].split(" (_ssl")[0]
-    return text[:200]
+    _require_url(settings)
+    return engine_named(settings.engine).connect(settings, public_url(settings.url))

@@ -1,4 +1,4 @@
-"""The `--es-*` flags every verb shares, and the client they name.
+"""The connection flags every verb shares (`--engine`, `--es-*`), and the client they name.
 
 Kept apart from `cli.py` so that the verbs in `commands/` can use them without importing the
 command line that imports the verbs.
@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import argparse
 
-from elasticsearch import Elasticsearch
-
 from .connection import EsSettings, connect
+from .engines import ENGINES, Client
 
 #: EsSettings field -> (flag, help); each flag also reads `XLIR_ES_<FIELD>` from the environment
 ES_FLAGS = {
@@ -25,7 +24,12 @@ ES_FLAGS = {
 def add_es_flags(parser: argparse.ArgumentParser) -> None:
     """The connection flags, in their own help group."""
     group = parser.add_argument_group(
-        "Elasticsearch (defaults: XLIR_ES_* env, else `xlir es start`'s node)"
+        "cluster (defaults: XLIR_ENGINE and XLIR_ES_* env, else `xlir es|os start`'s node)"
+    )
+    group.add_argument(
+        "--engine",
+        choices=ENGINES,
+        help="the engine the --es-* flags point at (XLIR_ENGINE; default elasticsearch)",
     )
     for name, (flag, text) in ES_FLAGS.items():
         group.add_argument(flag, dest=f"es_{name}", help=text)
@@ -33,9 +37,10 @@ def add_es_flags(parser: argparse.ArgumentParser) -> None:
 
 def settings_from_args(args: argparse.Namespace) -> EsSettings:
     """Flags, then the environment, then the local node: `EsSettings.from_env`, as in Python."""
-    return EsSettings.from_env(**{name: getattr(args, f"es_{name}") for name in ES_FLAGS})
+    given = {name: getattr(args, f"es_{name}") for name in ES_FLAGS}
+    return EsSettings.from_env(engine=args.engine, **given)
 
 
-def es_from_args(args: argparse.Namespace) -> Elasticsearch:
+def es_from_args(args: argparse.Namespace) -> Client:
     """A client that has answered one request, for the flags the user gave."""
     return connect(settings_from_args(args))

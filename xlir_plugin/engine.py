@@ -16,6 +16,7 @@ from typing import Any
 
 from elasticsearch import ApiError, Elasticsearch
 
+from .engines import EngineApiError, engine_of
 from .errors import InputError, XlirError
 from .index import cached_meta, ensure_index
 from .manifest import EncoderSettings, Manifest
@@ -46,13 +47,11 @@ def call(
     body: Any = None,
     params: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A plugin endpoint; an HTTP error becomes an EngineError in the plugin's own words."""
-    headers = {"accept": "application/json"}
-    if body is not None:
-        headers["content-type"] = "application/json"
+    """A plugin endpoint (either engine's plugin answers the same `_xlir/...`); an HTTP error
+    becomes an EngineError in the plugin's own words."""
     try:
-        return es.perform_request(method, path, params=params, headers=headers, body=body).body
-    except ApiError as exc:
+        return engine_of(es).request(es, method, path, body, params)
+    except EngineApiError as exc:
         reason = error_reason(exc)
         if "no handler found" in reason:
             raise PluginMissing(
@@ -63,7 +62,7 @@ def call(
         raise EngineError(f"{method} {path} failed: {reason}") from None
 
 
-def error_reason(exc: ApiError) -> str:
+def error_reason(exc: ApiError | EngineApiError) -> str:
     body = exc.body if isinstance(exc.body, dict) else {}
     error = body.get("error") or exc.message
     if isinstance(error, dict):

@@ -1,4 +1,4 @@
-"""`xlir es install-model`: put an exported model where the in-engine plugin loads it.
+"""`xlir es|os install-model`: put an exported model where the in-engine plugin loads it.
 
 The plugin reads `<node config>/xlir/models/<name>/` (`model.onnx`, `tokenizer.json`,
 `xlir.json`) on every node and picks a new or replaced model up within 2 s, no restart.
@@ -55,11 +55,12 @@ def check_export(src: Path) -> Manifest:
     return manifest
 
 
-def es_home_models_dir() -> Path | None:
-    """`config/xlir/models` of the local Elasticsearch home, when one is installed here."""
-    from .testing.elasticsearch import ES_VERSION, install_root
+def home_models_dir(engine: str = "elasticsearch") -> Path | None:
+    """`config/xlir/models` of the engine's local home (`xlir es|os start`), when installed."""
+    from .testing import elasticsearch, opensearch
 
-    config = install_root() / f"elasticsearch-{ES_VERSION}" / "config"
+    node = opensearch if engine == "opensearch" else elasticsearch
+    config = node.install_root() / f"{engine}-{node.VERSION}" / "config"
     return config / "xlir" / "models" if config.is_dir() else None
 
 
@@ -80,7 +81,7 @@ def node_models_dirs(settings: EsSettings) -> dict[str, Path]:
             models_dir = Path(models(one)["models_dir"])
         finally:
             one.close()
-        if not (models_dir.parent.parent / "elasticsearch.yml").is_file():
+        if not (models_dir.parent.parent / f"{settings.engine}.yml").is_file():
             raise EngineError(
                 f"node {node['name']} loads models from {models_dir}, which is not on this "
                 f"machine: copy {', '.join(MODEL_FILES)} into {models_dir}/<name>/ on every node"
@@ -124,13 +125,12 @@ def install_model(
     check_name(name)
     check_export(src)
     targets = list(node_models_dirs(settings).values()) if settings else []
-    home = es_home_models_dir() if future_nodes else None
+    engine = settings.engine if settings else "elasticsearch"
+    home = home_models_dir(engine) if future_nodes else None
     if home:
         targets.append(home)
     if not targets:
-        raise EngineError(
-            "no Elasticsearch to install into: start a node with `xlir es start` first"
-        )
+        raise EngineError(f"no {engine} node to install into: start one with `xlir es|os start`")
     return [copy_model(src, models_dir, name) for models_dir in dict.fromkeys(targets)]
 
 
@@ -138,7 +138,9 @@ def remove_model(name: str, settings: EsSettings | None = None, future_nodes: bo
     """Remove `name` from every running node (and the local home); the plugin drops it."""
     check_name(name)
     dirs = list(node_models_dirs(settings).values()) if settings else []
-    home = es_home_models_dir() if future_nodes else None
+    home = (
+        home_models_dir(settings.engine if settings else "elasticsearch") if future_nodes else None
+    )
     for models_dir in dirs + ([home] if home else []):
         shutil.rmtree(models_dir / name, ignore_errors=True)
 

@@ -1,9 +1,10 @@
-"""Elasticsearch indexes made for one model: create, check, delete, and read their stamp.
+"""Indexes made for one model: create, check, delete, and read their stamp.
 
 The mapping and the `_meta` model stamp are built in `schema.py`. Every write or search
 checks the stamp against the model in hand and refuses on any difference: vectors from two
 models in one index would give silently wrong results. The stamp is read once per client
-and index (`cached_meta`) and forgotten when the index is deleted.
+and index (`cached_meta`) and forgotten when the index is deleted. The engine's own calls and
+vector mapping are behind `engines.engine_of(es)`.
 """
 
 from __future__ import annotations
@@ -11,30 +12,26 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
-from elasticsearch import ApiError, Elasticsearch, NotFoundError
-
+from .engines import Client, EngineApiError, engine_of, error_type
 from .errors import InputError, XlirError
 from .manifest import Manifest
 from .schema import META_KEY, VECTOR_FIELD, build_mappings, check_meta, parse_index_options
 
-_META: weakref.WeakKeyDictionary[Elasticsearch, dict[str, dict[str, Any]]] = (
-    weakref.WeakKeyDictionary()
-)
+_META: weakref.WeakKeyDictionary[Client, dict[str, dict[str, Any]]] = weakref.WeakKeyDictionary()
 
 
-def index_exists(es: Elasticsearch, name: str) -> bool:
-    return bool(es.indices.exists(index=name))
+def index_exists(es: Client, name: str) -> bool:
+    return engine_of(es).index_exists(es, name)
 
 
-def delete_index(es: Elasticsearch, name: str) -> bool:
+def delete_index(es: Client, name: str) -> bool:
     """Delete `name` if it exists; True when something was deleted."""
     forget_index(es, name)
-    resp = es.options(ignore_status=404).indices.delete(index=name)
-    return bool(resp.get("acknowledged"))
+    return engine_of(es).delete_index(es, name)
 
 
 def create_index(
-    es: Elasticsearch,
+    es: Client,
     name: str,
     manifest: Manifest,
     index_options: dict[str, Any] | str | None = None,
@@ -50,26 +47,23 @@ def create_index(
     server's bbq_hnsw); else a dict or a spec for `parse_index_options`. The options the
     server actually used are read back and recorded in `_meta.xlir.index_options`.
     """
+    engine = engine_of(es)
     options = parse_index_options(index_options)
-    mappings = build_mappings(manifest, options, extra_mappings, similarity)
+    mappings = build_mappings(manifest, options, extra_mappings, similarity, engine.vector_mapping)
     try:
-        es.indices.create(
-            index=name,
-            mappings=mappings,
-            settings={"number_of_shards": shards, "number_of_replicas": replicas},
-        )
-    except ApiError as exc:
-        if _error_type(exc) == "resource_already_exists_exception":
+        engine.create_index(es, name, mappings, engine.index_settings(shards, replicas))
+    except EngineApiError as exc:
+        if error_type(exc) == "resource_already_exists_exception":
             raise InputError(f"index {name!r} already exists") from None
         raise XlirError(f"cannot create index {name!r}: {_reason(exc)}") from None
     meta = dict(mappings["_meta"][META_KEY])
-    meta["index_options"] = _vector_mapping(es, name).get("index_options", {})
-    es.indices.put_mapping(index=name, meta={META_KEY: meta})
+    meta["index_options"] = engine.read_vector_mapping(_vector_mapping(es, name))["index_options"]
+    engine.put_meta(es, name, {META_KEY: meta})
     return meta
 
 
 def ensure_index(
-    es: Elasticsearch,
+    es: Client,
     name: str,
     manifest: Manifest,
     index_options: dict[str, Any] | str | None = None,
@@ -93,31 +87,35 @@ def ensure_index(
     return meta
 
 
-def index_meta(es: Elasticsearch, name: str) -> dict[str, Any]:
+def index_meta(es: Client, name: str) -> dict[str, Any]:
     """The `_meta.xlir` stamp of `name` plus the live vector mapping (`dims`,
     `index_options`); InputError when the index is missing or was not made by XLIR."""
+    engine = engine_of(es)
     try:
-        resp = es.indices.get_mapping(index=name)
-    except NotFoundError:
+        resp = engine.get_mapping(es, name)
+    except EngineApiError as exc:
+        if exc.status_code != 404:
+            raise
         raise InputError(f"index {name!r} does not exist (create it with `xlir index`)") from None
-    if len(resp.body) != 1:
-        raise InputError(f"{name!r} names {len(resp.body)} indexes; give exactly one index")
-    mappings = next(iter(resp.body.values()))["mappings"]
+    if len(resp) != 1:
+        raise InputError(f"{name!r} names {len(resp)} indexes; give exactly one index")
+    mappings = next(iter(resp.values()))["mappings"]
     meta = (mappings.get("_meta") or {}).get(META_KEY)
     vector = (mappings.get("properties") or {}).get(VECTOR_FIELD)
-    if not meta or not vector or vector.get("type") != "dense_vector":
+    if not meta or not vector or vector.get("type") != engine.vector_type:
         raise InputError(
             f"index {name!r} was not created by xlir (no _meta.{META_KEY} stamp or no "
-            f"{VECTOR_FIELD!r} dense_vector field): use another index name"
+            f"{VECTOR_FIELD!r} {engine.vector_type} field): use another index name"
         )
+    live = engine.read_vector_mapping(vector)
     meta = dict(meta)
-    meta["mapping_dims"] = vector.get("dims")
-    meta["index_options"] = vector.get("index_options") or meta.get("index_options") or {}
-    meta["similarity"] = vector.get("similarity", meta.get("similarity"))
+    meta["mapping_dims"] = live["dims"]
+    meta["index_options"] = live["index_options"] or meta.get("index_options") or {}
+    meta["similarity"] = live["similarity"] or meta.get("similarity")
     return meta
 
 
-def cached_meta(es: Elasticsearch, index: str) -> dict[str, Any]:
+def cached_meta(es: Client, index: str) -> dict[str, Any]:
     """The index's `_meta.xlir` stamp, read once per (client, index)."""
     per_client = _META.setdefault(es, {})
     if index not in per_client:
@@ -125,7 +123,7 @@ def cached_meta(es: Elasticsearch, index: str) -> dict[str, Any]:
     return per_client[index]
 
 
-def forget_index(es: Elasticsearch, index: str | None = None) -> None:
+def forget_index(es: Client, index: str | None = None) -> None:
     """Drop cached stamps (after deleting or recreating an index)."""
     if index is None:
         _META.pop(es, None)
@@ -133,25 +131,20 @@ def forget_index(es: Elasticsearch, index: str | None = None) -> None:
         _META.get(es, {}).pop(index, None)
 
 
-def check_index(es: Elasticsearch, name: str, manifest: Manifest) -> dict[str, Any]:
+def check_index(es: Client, name: str, manifest: Manifest) -> dict[str, Any]:
     """Return the index stamp when `name` was made for `manifest`'s model, else ModelMismatch."""
     meta = index_meta(es, name)
     check_meta(name, meta, manifest)
     return meta
 
 
-def _vector_mapping(es: Elasticsearch, name: str) -> dict[str, Any]:
-    resp = es.indices.get_mapping(index=name)
-    mappings = next(iter(resp.body.values()))["mappings"]
+def _vector_mapping(es: Client, name: str) -> dict[str, Any]:
+    resp = engine_of(es).get_mapping(es, name)
+    mappings = next(iter(resp.values()))["mappings"]
     return mappings["properties"][VECTOR_FIELD]
 
 
-def _error_type(exc: ApiError) -> str | None:
-    body = exc.body if isinstance(exc.body, dict) else {}
-    return (body.get("error") or {}).get("type") if isinstance(body.get("error"), dict) else None
-
-
-def _reason(exc: ApiError) -> str:
+def _reason(exc: EngineApiError) -> str:
     body = exc.body if isinstance(exc.body, dict) else {}
     error = body.get("error")
     if isinstance(error, dict):

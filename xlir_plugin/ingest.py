@@ -23,11 +23,9 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from elasticsearch import ApiError, Elasticsearch
-from elasticsearch import TransportError as EsTransportError
-
-from .bulk import RETRY_ON_STATUS, Backoff, chunks, pause_refresh, send
+from .bulk import RETRY_ON_STATUS, Backoff, chunks, pause_refresh, refresh_paused, send
 from .documents import Doc, Failure, InvalidDocument, count_documents, iter_documents, prepare
+from .engines import Client, EngineApiError, EngineUnreachable, engine_of
 from .index import check_index, ensure_index, index_meta
 from .ingest_report import IngestAborted, IngestReport, Ledger
 from .schema import VECTOR_FIELD, check_dims
@@ -42,12 +40,13 @@ Entry = tuple[int | None, str, dict[str, Any], "list[float] | None"]
 BATCH_SIZE = 1024
 
 
-def _unchanged(es: Elasticsearch, index: str, entries: list[Entry]) -> set[str]:
+def _unchanged(es: Client, index: str, entries: list[Entry]) -> set[str]:
     """Ids among `entries` already indexed with the same source: nothing to encode or send.
     When the lookup is refused (e.g. shards still recovering) nothing is skipped."""
+    ids = [e[1] for e in entries]
     try:
-        response = es.mget(index=index, ids=[e[1] for e in entries], source_excludes=[VECTOR_FIELD])
-    except ApiError as exc:
+        response = engine_of(es).mget(es, index, ids, source_excludes=[VECTOR_FIELD])
+    except EngineApiError as exc:
         log.debug("cannot look up ids in %s (%s): encoding them all", index, exc)
         return set()
     stored = {d["_id"]: d.get("_source") for d in response["docs"] if d.get("found")}
@@ -155,7 +154,7 @@ def _in_background(gen: Iterator[Any], depth: int) -> Iterator[Any]:
 
 
 def ingest(
-    es: Elasticsearch,
+    es: Client,
     index: str,
     encoder: OnnxEncoder | None,
     source: Any,
@@ -215,7 +214,10 @@ def ingest(
     )
     ledger = Ledger(report, failures_path, bar)
     skip = None
-    if skip_unchanged and encoder is not None and not pipeline and es.count(index=index)["count"]:
+    engine = engine_of(es)
+    if refresh_paused(es, index):  # a load cut short: its documents are not searchable yet
+        engine.refresh(es, index)
+    if skip_unchanged and encoder is not None and not pipeline and engine.count(es, index):
 
         def skip(entries: list[Entry]) -> set[str]:
             return _unchanged(es, index, entries) if entries else set()
@@ -236,14 +238,14 @@ def ingest(
         resume, paused = paused, None
         resume()
         if refresh:
-            es.indices.refresh(index=index)
-    except EsTransportError as exc:
+            engine.refresh(es, index)
+    except EngineUnreachable as exc:
         ledger.abandon(f"not confirmed: {exc}")
         report.seconds = time.perf_counter() - started
         ledger.close()
         bar.close()
         raise IngestAborted(
-            f"lost Elasticsearch while indexing into {index!r} ({exc}); before stopping: "
+            f"lost {engine.label} while indexing into {index!r} ({exc}); before stopping: "
             f"read {report.read}, indexed {report.indexed}, skipped {report.skipped}, "
             f"failed {report.failed}"
             + (f" (see {report.failures_path})" if report.failures_path else "")
@@ -271,7 +273,7 @@ def _resume_refresh_quietly(resume: Callable[[], None], index: str) -> None:
     """Turn refreshes back on after a failed load, without hiding why it failed."""
     try:
         resume()
-    except (ApiError, EsTransportError) as exc:
+    except (EngineApiError, EngineUnreachable) as exc:
         log.warning(
             "refreshes of %s are still paused (%s): the next ingest into it turns them back on",
             index,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from typing import Any
 
 from .errors import InputError, ModelMismatch
@@ -164,33 +165,40 @@ def model_meta(manifest: Manifest, similarity: str | None = None) -> dict[str, A
     }
 
 
+def dense_vector(
+    dims: int, similarity: str, index_options: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Elasticsearch's `dense_vector` field; index_options None gives `DEFAULT_INDEX_OPTIONS`,
+    so every index XLIR makes (client or in-engine path) meets the recall it was measured for,
+    whatever the server would pick."""
+    index_options = _validate_index_options(index_options or default_index_options())
+    if index_options["type"].startswith("bbq") and dims < 64:
+        raise InputError(f"{index_options['type']} needs at least 64 dims; the model has {dims}")
+    return {
+        "type": "dense_vector",
+        "dims": int(dims),
+        "index": True,
+        "similarity": similarity,
+        "index_options": index_options,
+    }
+
+
 def build_mappings(
     manifest: Manifest,
     index_options: dict[str, Any] | None = None,
     extra_mappings: dict[str, Any] | None = None,
     similarity: str | None = None,
+    vector_mapping: Callable[[int, str, dict[str, Any] | None], dict[str, Any]] = dense_vector,
 ) -> dict[str, Any]:
     """The index mappings for `manifest`'s model, stamped in `_meta`.
 
-    index_options: None gives `DEFAULT_INDEX_OPTIONS`, so every index XLIR makes (client or
-    in-engine path) meets the recall it was measured for, whatever the server would pick.
+    vector_mapping: the engine's vector field (`Engine.vector_mapping`; Elasticsearch's
+    `dense_vector` by default) for (dims, similarity, index_options).
     """
     similarity = similarity or DEFAULT_SIMILARITY
     if similarity not in SIMILARITIES:
         raise InputError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
-    vector: dict[str, Any] = {
-        "type": "dense_vector",
-        "dims": int(manifest.dim),
-        "index": True,
-        "similarity": similarity,
-    }
-    index_options = _validate_index_options(index_options or default_index_options())
-    if index_options["type"].startswith("bbq") and manifest.dim < 64:
-        raise InputError(
-            f"{index_options['type']} needs at least 64 dims; {manifest.model_name} has "
-            f"{manifest.dim}"
-        )
-    vector["index_options"] = index_options
+    vector = vector_mapping(int(manifest.dim), similarity, index_options)
     properties: dict[str, Any] = {
         "id": {"type": "keyword"},
         "lang": {"type": "keyword"},

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from elasticsearch import ApiError, Elasticsearch
 
+from .engines import ELASTICSEARCH, Client, Engine, EngineApiError, engine_of
 from .errors import InputError, XlirError
 from .fusion import RANK_CONSTANT, rrf
 from .index import cached_meta
@@ -69,7 +69,8 @@ def _langs(value: str | Sequence[str] | None) -> list[str]:
 def lang_filter(
     mode: str, lang: str | None = None, targets: str | Sequence[str] | None = None
 ) -> dict[str, Any] | None:
-    """The Elasticsearch filter for a mode, or None for the whole pool."""
+    """The language filter for a mode (the same query on both engines), or None for the whole
+    pool."""
     if mode not in MODES:
         raise InputError(
             f"{{mode}} must be one of {', '.join(MODES)}; got {mode!r}", arguments=["mode"]
@@ -128,8 +129,9 @@ def knn_body(
     rescore: bool | float | None = None,
     index_type: str | None = None,
     source: Sequence[str] | None = None,
+    engine: Engine = ELASTICSEARCH,
 ) -> dict[str, Any]:
-    """A search body with a `knn` query (filters inside it: pre-filtering).
+    """A search body with `engine`'s `knn` query (filters inside it: pre-filtering).
 
     The `knn` query, not the top-level `knn` section: both give each shard's top k and the
     same hits, but the section first runs a DFS phase of its own, one more round in the node.
@@ -139,14 +141,7 @@ def knn_body(
     Only sent when the index type quantizes (`index_type` in QUANTIZED_TYPES).
     """
     n = _check_k(k, num_candidates)
-    knn: dict[str, Any] = {
-        "field": VECTOR_FIELD,
-        "query_vector": [float(x) for x in vector],
-        "k": k,
-        "num_candidates": n,
-    }
-    if filters:
-        knn["filter"] = list(filters)
+    oversample = None
     if rescore is not None and index_type in QUANTIZED_TYPES:
         oversample = 3.0 if rescore is True else float(rescore or 0.0)
         if oversample and oversample < 1.0:
@@ -154,9 +149,8 @@ def knn_body(
                 f"{{rescore}} (the oversample factor) must be >= 1, or 0 to disable; got {rescore}",
                 arguments=["rescore"],
             )
-        knn["rescore_vector"] = {"oversample": oversample}
     return {
-        "query": {"knn": knn},
+        "query": engine.knn_clause([float(x) for x in vector], k, n, filters, oversample),
         "size": k,
         "track_total_hits": False,
         "_source": list(source) if source is not None else {"excludes": [VECTOR_FIELD]},
@@ -211,7 +205,7 @@ def _filters(mode, lang, targets, filter) -> list[dict[str, Any]]:
 
 
 def _reason(error: Any) -> Any:
-    """The first root cause's reason of an Elasticsearch error body, else its own reason."""
+    """The first root cause's reason of an engine's error body, else its own reason."""
     if not isinstance(error, dict):
         return error
     if error.get("root_cause"):
@@ -219,27 +213,24 @@ def _reason(error: Any) -> Any:
     return error.get("reason")
 
 
-def _search(es: Elasticsearch, index: str, body: dict[str, Any]) -> list[Hit]:
+def _search(es: Client, index: str, body: dict[str, Any]) -> list[Hit]:
     """One search: `_search`, not `_msearch`, which takes the request through one more
     thread pool in the node; the response is filtered to what `to_hit` reads."""
     try:
-        resp = es.search(index=index, body=body, filter_path=HIT_FIELDS)
-    except ApiError as exc:
+        resp = engine_of(es).search(es, index, body, filter_path=HIT_FIELDS)
+    except EngineApiError as exc:
         error = exc.body.get("error") if isinstance(exc.body, dict) else None
         raise XlirError(f"search on {index!r} failed: {_reason(error) or exc}") from None
     return [to_hit(h) for h in resp.get("hits", {}).get("hits", [])]
 
 
-def _msearch(es: Elasticsearch, index: str, bodies: list[dict[str, Any]]) -> list[list[Hit]]:
-    searches: list[dict[str, Any]] = []
-    for body in bodies:
-        searches += [{"index": index}, body]
+def _msearch(es: Client, index: str, bodies: list[dict[str, Any]]) -> list[list[Hit]]:
     try:
-        resp = es.msearch(searches=searches)
-    except ApiError as exc:
+        responses = engine_of(es).msearch(es, index, bodies)
+    except EngineApiError as exc:
         raise XlirError(f"search on {index!r} failed: {exc}") from None
     out = []
-    for i, r in enumerate(resp["responses"]):
+    for i, r in enumerate(responses):
         if "error" in r:
             raise XlirError(f"search {i} on {index!r} failed: {_reason(r['error'])}")
         out.append([to_hit(h) for h in r["hits"]["hits"]])
@@ -247,7 +238,7 @@ def _msearch(es: Elasticsearch, index: str, bodies: list[dict[str, Any]]) -> lis
 
 
 def search_vector(
-    es: Elasticsearch,
+    es: Client,
     index: str,
     vector: Sequence[float],
     mode: str = "multilingual",
@@ -271,12 +262,14 @@ def search_vector(
     check_dims(index, meta, len(vec))
     filters = _filters(mode, lang, targets, filter)
     index_type = (meta.get("index_options") or {}).get("type")
+    engine = engine_of(es)
     if not hybrid_text:
-        body = knn_body(vec, k, num_candidates, filters, rescore, index_type, source)
+        body = knn_body(vec, k, num_candidates, filters, rescore, index_type, source, engine)
         return _search(es, index, body)
     window = max(k, rrf_window or 50)
     n = max(window, num_candidates or default_num_candidates(window))
-    knn = knn_body(vec, window, min(n, MAX_NUM_CANDIDATES), filters, rescore, index_type, source)
+    n = min(n, MAX_NUM_CANDIDATES)
+    knn = knn_body(vec, window, n, filters, rescore, index_type, source, engine)
     bm25 = bm25_body(hybrid_text, window, filters, source)
     dense, sparse = _msearch(es, index, [knn, bm25])
     return [
@@ -286,7 +279,7 @@ def search_vector(
 
 
 def search(
-    es: Elasticsearch,
+    es: Client,
     index: str,
     encoder: OnnxEncoder,
     text: str,
@@ -326,7 +319,7 @@ def search(
 
 
 def search_vectors(
-    es: Elasticsearch,
+    es: Client,
     index: str,
     vectors: Any,
     mode: str = "multilingual",
@@ -359,6 +352,7 @@ def search_vectors(
         if len(langs) != len(arr):
             raise InputError(f"{len(langs)} languages for {len(arr)} query vectors")
     index_type = (meta.get("index_options") or {}).get("type")
+    engine = engine_of(es)
     filter_cache: dict[str | None, list[dict[str, Any]]] = {}
     results: list[list[Hit]] = []
     for start in range(0, len(arr), batch_size):
@@ -377,6 +371,7 @@ def search_vectors(
                     rescore,
                     index_type,
                     source,
+                    engine,
                 )
             )
         results.extend(_msearch(es, index, bodies))

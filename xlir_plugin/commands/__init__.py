@@ -1,9 +1,10 @@
 """One module per `xlir` verb; each adds its parser with `register(verbs)`."""
 
-from . import demo, es, eval, index, model, search
+from . import demo, es, eval, index, model, opensearch, search
 
 REGISTRY = [
     es.register,
+    opensearch.register,
     index.register,
     search.register,
     eval.register,

@@ -49,21 +49,21 @@ def register(verbs: argparse._SubParsersAction) -> None:
 
 def connect_or_start(args: argparse.Namespace, say: TextIO):
     """The cluster named by flags/environment, else the local node (started if needed)."""
-    from ..connection import EsSettings, connect
-    from .es import ensure_started
+    from ..connection import connect
+    from . import es, opensearch
+    from .node import node_settings
 
     settings = settings_from_args(args)
     if not settings.url:
         start = time.perf_counter()
-        info, started = ensure_started()
+        local = opensearch if settings.engine == "opensearch" else es
+        info, started = local.ensure_local()
         if started:
             print(
-                f"started Elasticsearch {info.version} at {info.url} in {time.perf_counter() - start:.0f}s",
+                f"started {local.node.LABEL} {info.version} at {info.url} in {time.perf_counter() - start:.0f}s",
                 file=say,
             )
-        settings = EsSettings(
-            url=info.url, user=info.user, password=info.password, ca_certs=info.ca_certs
-        )
+        settings = node_settings(info)
     args.settings = settings  # for `xlir es install-model` (in-engine)
     return connect(settings), public_url(settings.url)
 
@@ -71,13 +71,19 @@ def connect_or_start(args: argparse.Namespace, say: TextIO):
 def run(args: argparse.Namespace) -> int:
     """Progress lines go to stdout, or to stderr with --json (stdout is then the JSON alone)."""
     from ..encoder import OnnxEncoder
+    from ..engines import engine_named
     from ..models import resolve_served_model
 
     say = sys.stderr if args.json else sys.stdout
     es, url = connect_or_start(args, say)
-    print(f"Elasticsearch: {url}", file=say)
+    label = engine_named(args.settings.engine).label
+    print(f"{label}: {url}", file=say)
     start = time.perf_counter()
     encoder = None
+    if not args.client_side and args.settings.engine != "elasticsearch":
+        # the in-engine path from Python (engine.py) speaks to the Elasticsearch plugin only
+        print(f"{label}: embedding in Python (--client-side)", file=say)
+        args.client_side = True
     if not args.client_side:
         from ..engine import PluginMissing
         from ..engine_install import ensure_installed
@@ -106,7 +112,7 @@ def run_pool(es, encoder, args: argparse.Namespace, url: str) -> int:
     index = args.index or DEMO_INDEX
     result = run_pool_demo(es, encoder, args.data or data_dir() / "xquad-r", index=index)
     if args.json:
-        summary = {"elasticsearch": url, "model": encoder.model_name, "index": index}
+        summary = {args.settings.engine: url, "model": encoder.model_name, "index": index}
         print(json.dumps(summary | result.as_dict(), ensure_ascii=False))
         return 0
     for answer in result.answers:
@@ -154,7 +160,7 @@ def run_custom(es, encoder, args: argparse.Namespace, url: str) -> int:
         for query in args.query
     ]  # fmt: skip
     if args.json:
-        summary = {"elasticsearch": url, "model": encoder.model_name, "index": index}
+        summary = {args.settings.engine: url, "model": encoder.model_name, "index": index}
         summary["indexed"] = report.as_dict()
         summary["queries"] = [
             {"query": query, "hits": [hit.as_dict() for hit in hits]} for query, hits in answers

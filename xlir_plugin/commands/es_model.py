@@ -1,4 +1,4 @@
-"""`xlir es install-model`: an exported model for the in-engine plugin, on every node."""
+"""`xlir es|os install-model`: an exported model for the in-engine plugin, on every node."""
 
 from __future__ import annotations
 
@@ -8,13 +8,13 @@ import json
 from ..connection_flags import add_es_flags
 
 
-def register_install_model(actions: argparse._SubParsersAction) -> None:
+def register_install_model(actions: argparse._SubParsersAction, engine: str, label: str) -> None:
     parser = actions.add_parser(
         "install-model",
-        help="copy an exported model into Elasticsearch for the in-engine plugin",
+        help=f"copy an exported model into {label} for the in-engine plugin",
         description="Copies model.onnx, tokenizer.json and xlir.json into "
         "<config>/xlir/models/<name>/ of every running node (picked up within 2 s, no restart) "
-        "and of the local Elasticsearch home (nodes started later).",
+        f"and of the local {label} home (nodes started later).",
     )
     parser.add_argument(
         "--model", default="default", help="exported model dir, or `default` (default: default)"
@@ -24,7 +24,7 @@ def register_install_model(actions: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the outcome as JSON")
     add_es_flags(parser)
-    parser.set_defaults(handler=run_install_model)
+    parser.set_defaults(handler=run_install_model, engine=engine)
 
 
 def run_install_model(args: argparse.Namespace) -> int:
@@ -54,9 +54,17 @@ def installed_model(es, args: argparse.Namespace, **conflicts: str):
     from ..engine_install import ensure_installed
     from ..errors import InputError
 
+    settings = settings_from_args(args)
+    if settings.engine != "elasticsearch":
+        raise InputError(
+            "{in_engine} from Python speaks to the Elasticsearch plugin; on OpenSearch, index "
+            "through the plugin's xlir_embed pipeline and search with its xlir_knn query "
+            "(README, OpenSearch)",
+            arguments=["in_engine"],
+        )
     for name, why in conflicts.items():
         if getattr(args, name):
             raise InputError(
                 f"{{{name}}} does not go with {{in_engine}}: {why}", arguments=[name, "in_engine"]
             )
-    return ensure_installed(es, settings_from_args(args), args.model)
+    return ensure_installed(es, settings, args.model)

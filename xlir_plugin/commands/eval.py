@@ -15,8 +15,9 @@ def register(verbs: argparse._SubParsersAction) -> None:
     parser = verbs.add_parser(
         "eval",
         help="Mono/Cross/Multi mAP and language bias on LAReQA data (XQuAD-R, MLQA-R)",
-        description="Encode a LAReQA-format set once, rank with exact numpy and/or Elasticsearch "
-        "kNN over the same vectors, and write results.json, results.md and cross_map.png.",
+        description="Encode a LAReQA-format set once, rank with exact numpy and/or the engine's "
+        "kNN (backend es: Elasticsearch, or OpenSearch with --engine opensearch) over the same "
+        "vectors, and write results.json, results.md and cross_map.png.",
     )
     parser.add_argument("--model", default="default", help="exported ONNX model dir, or `default`")
     parser.add_argument(

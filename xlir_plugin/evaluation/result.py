@@ -61,7 +61,7 @@ class EvalResult:
                 cells = [_fmt(row.get(c), c) for c in COLUMNS]
                 lines.append(f"| {lang} | " + " | ".join(cells) + " |")
         if self.gap:
-            lines += ["", "## Elasticsearch vs exact", ""]
+            lines += ["", f"## {self.settings.get('engine', 'Elasticsearch')} vs exact", ""]
             lines.append("| measure | value |")
             lines.append("|---|---|")
             lines += [

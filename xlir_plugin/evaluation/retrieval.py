@@ -180,7 +180,7 @@ def es_backend(
     batch_size: int = 100,
     progress: bool = True,
 ) -> BackendRun:
-    """kNN top-`depth` lists from Elasticsearch: mono/cross filter on `lang` inside the kNN
+    """kNN top-`depth` lists from the engine (Elasticsearch or OpenSearch): mono/cross filter on `lang` inside the kNN
     clause (pre-filtering), multi searches the whole index."""
     from ..search import search_vectors
 
@@ -194,7 +194,7 @@ def es_backend(
         for rows in per_x.values()
         for y in targets
     )
-    bar = tqdm(total=total, desc="Elasticsearch kNN", unit="query", disable=not progress)
+    bar = tqdm(total=total, desc="engine kNN", unit="query", disable=not progress)
     for x, rows_x in per_x.items():
         for y in targets:
             qrels = layout.qrels(rows_x, y)

@@ -77,9 +77,14 @@ def evaluate_vectors(
         result.backends["exact"] = score(runs["exact"], full_map, layout)
         result.timings["exact"] = runs["exact"].seconds
     if "es" in backends:
-        result.settings.update(es_depth=es_depth, num_candidates=num_candidates or "default")
+        from ..engines import engine_of
+
+        engine = engine_of(es).label  # the `es` backend is the engine's kNN, either engine
+        result.settings.update(
+            engine=engine, es_depth=es_depth, num_candidates=num_candidates or "default"
+        )
         result.notes.append(
-            f"Elasticsearch returns its top {es_depth} per query: AP counts a relevant "
+            f"{engine} returns its top {es_depth} per query: AP counts a relevant "
             f"candidate outside them as 0 (mAP = ranx map@{es_depth})."
         )
         name = index or f"xlir-eval-{uuid.uuid4().hex[:8]}"

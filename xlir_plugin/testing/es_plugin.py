@@ -80,9 +80,12 @@ def _installed_matches(home: Path, zip_path: Path) -> bool:
     return True
 
 
-def ensure_plugin(home: Path, java_home: Path, zip_path: Path | None = None) -> str | None:
+def ensure_plugin(
+    home: Path, java_home: Path, zip_path: Path | None = None, *, engine: str = "elasticsearch"
+) -> str | None:
     """Install (or upgrade) the plugin into `home`; return the zip's sha256, or None (and a
-    warning) when no zip was built: the node then starts without the in-engine path."""
+    warning) when no zip was built: the node then starts without the in-engine path.
+    engine: whose `bin/<engine>-plugin` installs it (OpenSearch's tool takes the same flags)."""
     version = (
         home.name.removeprefix("elasticsearch-") if home.name.startswith("elasticsearch-") else None
     )
@@ -106,8 +109,9 @@ def ensure_plugin(home: Path, java_home: Path, zip_path: Path | None = None) -> 
         if installed and _installed_matches(home, zip_path):
             marker.write_text(sha + "\n")
             return sha
-        env = dict(os.environ, ES_JAVA_HOME=str(java_home))
-        tool = str(home / "bin" / "elasticsearch-plugin")
+        java_var = "ES_JAVA_HOME" if engine == "elasticsearch" else "OPENSEARCH_JAVA_HOME"
+        env = dict(os.environ, **{java_var: str(java_home)})
+        tool = str(home / "bin" / f"{engine}-plugin")
         if installed:
             _run([tool, "remove", PLUGIN_NAME], env, "remove the old xlir plugin")
         _run(
