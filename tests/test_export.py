@@ -302,7 +302,7 @@ def test_outlier_channels_rule():
 
 
 def test_int4_blocks_only_for_a_table_on_the_grid():
-    from export.quantize import int4_blocks
+    from export.int4_table import int4_blocks
 
     table = _q4_table(40, 64)
     values, scales = int4_blocks(table, 32)
@@ -384,7 +384,7 @@ def test_block_quantized_gather_looks_up_the_same_rows():
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
-    from export.quantize import block_quantize_gather
+    from export.int4_table import block_quantize_gather
 
     table = _q4_table(300, 64)
     graph = helper.make_graph(
