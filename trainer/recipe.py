@@ -19,6 +19,7 @@ mAP of question -> answer sentence, as `xlir eval` scores XQuAD-R, and writes to
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -63,7 +64,7 @@ class RecipeConfig:
     patience: int = option(3, "stop after N evaluations without improvement")
     max_query_length: int = option(64, "max query tokens")
     max_passage_length: int = option(256, "max passage tokens")
-    budget_s: int = option(420, "training wall-clock budget: runs still going are stopped")
+    budget_s: int = option(360, "training wall-clock budget: runs still going are stopped")
     threads: int = option(2, "CPU threads per run")
     device: str = option("auto", "auto (cuda if available), cpu, cuda")
     seed: int = option(42, "seed")
@@ -92,8 +93,10 @@ def train_all(cfg: RecipeConfig, names: list[str], base: Path, data: Path) -> di
         out = runs / name
         out.mkdir(parents=True, exist_ok=True)
         log = (out / "recipe.log").open("w")
+        # a datasets cache each: runs of one passage unit would otherwise build it at once
+        env = {**os.environ, "HF_DATASETS_CACHE": str(out / "datasets-cache")}
         procs[name] = subprocess.Popen(train_command(cfg, name, base, data, out), stdout=log,
-                                       stderr=subprocess.STDOUT)  # fmt: skip
+                                       stderr=subprocess.STDOUT, env=env)  # fmt: skip
     deadline = time.monotonic() + cfg.budget_s
     for name, proc in procs.items():
         try:
