@@ -66,6 +66,7 @@ def test_the_recipe_trains_ranks_and_ships_a_delta(tmp_path):
     assert not any(k.startswith("embeddings.word_embeddings") for k in stored)
     meta = json.loads((delta / "delta.json").read_text())
     assert meta["provenance"]["train_config"]["freeze_embeddings"] is True
+    assert meta["provenance"]["base"] == "default"
     shipped = apply_delta(resolve_hf_model("default"), delta, tmp_path / "shipped")
 
     # validation text: its tokens' rows are the same in the packed base and the default

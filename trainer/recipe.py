@@ -152,11 +152,19 @@ def table(rows: dict[str, dict], best: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def ship_delta(best: Path, base: Path, commit: str, work: Path, out: Path) -> list[str]:
-    """`python -m export.delta` of the best run, its weights cut into parts under 16 MiB."""
+def ship_delta(best: Path, base: Path, manifest: dict, work: Path, out: Path) -> list[str]:
+    """`python -m export.delta` of the best run, its weights cut into parts under 16 MiB.
+
+    The delta is made over the packed base, whose layers are the default's (only unused word
+    rows differ, and those are not in it), so it applies to the default: its provenance says
+    so, with the pack's sha256."""
     delta = work / "delta"
     subprocess.run([sys.executable, "-m", "export.delta", "--model", str(best), "--output",
-                    str(delta), "--base", str(base), "--commit", commit], check=True)  # fmt: skip
+                    str(delta), "--base", str(base), "--commit", manifest.get("commit", "unknown")],
+                   check=True)  # fmt: skip
+    meta = json.loads((delta / "delta.json").read_text())
+    meta["provenance"].update(base="default", packed_base_sha256=manifest["packed_sha256"])
+    (delta / "delta.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for path in sorted(delta.iterdir()):
@@ -192,7 +200,7 @@ def run(cfg: RecipeConfig) -> dict:
         summary = json.loads(summary_file.read_text()) if summary_file.is_file() else {}
         rows[name] = {**score(model, data / SQUAD / "val", cfg, device), **summary}
     best = max(models, key=lambda n: rows[n]["score"])
-    files = ship_delta(models[best], base, manifest.get("commit", "unknown"), work, out / "delta")
+    files = ship_delta(models[best], base, manifest, work, out / "delta")
     result = {"best": best, "setup_s": round(setup_s, 1), "config": asdict(cfg),
               "runs": rows, "delta_files": files,
               "seconds": round(time.monotonic() - started, 1)}  # fmt: skip
