@@ -15,11 +15,9 @@ from safetensors.numpy import load_file
 from trainer.data import load_examples
 from trainer.models import Encoder
 from trainer.pack import SQUAD, PackConfig, make_pack
-from trainer.recipe import DELTA, main
+from trainer.recipe import CONFIGS, DELTA, RecipeConfig, main, train_command
 from xlir_plugin.default_model import resolve_hf_model
 from xlir_plugin.model_delta import apply_delta
-
-pytestmark = pytest.mark.slow
 
 RUNS = ("paragraph", "sentence-distill")
 
@@ -33,6 +31,26 @@ def vectors(model, texts: list[str]) -> np.ndarray:
         return enc(**tokenizer(texts, padding=True, return_tensors="pt")).numpy()
 
 
+def test_every_configuration_trains_as_the_issue_asks(tmp_path):
+    cfg = RecipeConfig()
+    for name in CONFIGS:
+        cmd = train_command(cfg, name, tmp_path / "base", tmp_path / "data", tmp_path / name)
+        flags = dict(zip(cmd, cmd[1:], strict=False))
+        assert "--freeze-embeddings" in cmd and flags["--batching"] == "hybrid"
+        assert int(flags["--batch-size"]) >= 128 and int(flags["--patience"]) > 0
+        assert flags["--data"] == str(tmp_path / "data" / "squad" / "train")  # never val
+        if "distill" in name:
+            assert flags["--distill-data"] == str(tmp_path / "data" / "ntrex128.jsonl")
+            assert float(flags["--distill-weight"]) < 10  # low: the trainer's default is 10
+    assert cfg.budget_s < 600
+
+
+def test_an_unknown_configuration_is_refused(capsys):
+    assert main(["--pack", "nowhere", "--configs", "paragraph,bogus"]) == 2
+    assert "unknown configurations ['bogus']" in capsys.readouterr().err
+
+
+@pytest.mark.slow
 def test_the_recipe_trains_ranks_and_ships_a_delta(tmp_path):
     pack, out, work = tmp_path / "pack", tmp_path / "out", tmp_path / "work"
     cfg = PackConfig(output=str(pack), langs="en,es", max_groups=60, ntrex_ids=8,
