@@ -35,8 +35,9 @@ from tests.conftest import es, es_settings, index_name, xquad_dir  # noqa: F401
 #: filled by fixtures during the run, written into the JSON's machine_info["xlir"]
 RUN_INFO: dict = {"load_by_group": {}}
 BENCH_INDEX_PREFIX = "xlir-bench-"
-#: pids of the local Elasticsearch node(s), found once a benchmark uses `es`
+#: pids of the local Elasticsearch / OpenSearch nodes, found once a benchmark uses `es` / `opensearch`
 ES_PIDS: list[int] = []
+PROBED_ENGINES: set[str] = set()
 
 
 def pytest_addoption(parser):
@@ -90,8 +91,10 @@ def _machine_load(request):
     if "benchmark" not in request.fixturenames:
         yield
         return
-    if "es" in request.fixturenames and not ES_PIDS:
-        ES_PIDS.extend(local_es_pids(request.getfixturevalue("es")))
+    for engine in ("es", "opensearch"):  # the nodes a benchmark drives are its own CPU
+        if engine in request.fixturenames and engine not in PROBED_ENGINES:
+            PROBED_ENGINES.add(engine)
+            ES_PIDS.extend(local_es_pids(request.getfixturevalue(engine)))
     probe = LoadProbe(tuple(ES_PIDS))
     yield
     bench = request.node.funcargs.get("benchmark")

@@ -65,7 +65,8 @@ def own_cpu_seconds(pids: tuple[int, ...]) -> float:
 
 
 def local_es_pids(es) -> tuple[int, ...]:
-    """Pids of the cluster's nodes that run on this machine (their CPU is the benchmark's)."""
+    """Pids of the cluster's nodes (Elasticsearch or OpenSearch) that run on this machine: their
+    CPU is the benchmark's."""
     try:
         nodes = es.nodes.info(metric="process")["nodes"].values()
     except Exception:  # noqa: BLE001 - a probe must never fail a benchmark
@@ -74,7 +75,8 @@ def local_es_pids(es) -> tuple[int, ...]:
     for node in nodes:
         pid = (node.get("process") or {}).get("id")
         try:
-            if pid and b"elasticsearch" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes() if pid else b""
+            if b"elasticsearch" in cmdline or b"opensearch" in cmdline:
                 pids.append(int(pid))
         except OSError:
             continue

@@ -1,0 +1,98 @@
+"""Group 13: Elasticsearch and OpenSearch side by side, the same vectors, each at XLIR's defaults.
+
+Both engines get the XQuAD-R pool encoded once by XLIR int8 (ingest of precomputed vectors
+through `ingest`, each engine's default XLIR index: Elasticsearch `int8_hnsw` m 32 rescored x3,
+OpenSearch lucene `hnsw` m 32), then answer the same questions through `search` (text ->
+top 10, the client path: encode + one kNN search). Recall@10 is against exact search over the
+pool. Both nodes run on the same machine, one at a time busy.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+
+import numpy as np
+import pytest
+
+from benchmarks.test_search import K, exact_recall
+from tests.conftest import opensearch, opensearch_settings  # noqa: F401
+from xlir_plugin.index import delete_index
+from xlir_plugin.ingest import ingest
+from xlir_plugin.search import search, search_vectors
+
+ENGINE_NAMES = ("elasticsearch", "opensearch")
+INGEST_GROUP = "13a. ingest of {n} precomputed vectors, Elasticsearch vs OpenSearch"
+SEARCH_GROUP = (
+    "13b. query text -> top-10 hits (client path), Elasticsearch vs OpenSearch, {n} vectors"
+)
+#: a correctness floor (the wrong vectors indexed), not a quality goal
+MIN_RECALL = 0.95
+
+
+@pytest.fixture(scope="module")
+def clients(es, opensearch):  # noqa: F811
+    return {"elasticsearch": es, "opensearch": opensearch}
+
+
+def _load(client, encoder, pool) -> str:
+    """A fresh index holding the pool's vectors (XLIR's default index for the engine)."""
+    from benchmarks.conftest import BENCH_INDEX_PREFIX
+
+    sentences, vectors = pool
+    name = f"{BENCH_INDEX_PREFIX}engines-{uuid.uuid4().hex[:8]}"
+    docs = (
+        {"id": s.id, "lang": s.lang, "text": s.text, "embedding": v.tolist()}
+        for s, v in zip(sentences, vectors, strict=True)
+    )
+    report = ingest(client, name, encoder, docs, progress=False)
+    assert report.failed == 0 and report.indexed == len(sentences), report.summary()
+    return name
+
+
+@pytest.fixture(scope="module")
+def loaded(clients, int8_encoder, pool):
+    names = {engine: _load(client, int8_encoder, pool) for engine, client in clients.items()}
+    yield names
+    for engine, name in names.items():
+        delete_index(clients[engine], name)
+
+
+@pytest.mark.parametrize("engine", ENGINE_NAMES)
+def test_two_engines_ingest(benchmark, clients, int8_encoder, pool, engine):
+    benchmark.group = INGEST_GROUP.format(n=len(pool[0]))
+    created: list[str] = []
+    benchmark.pedantic(
+        lambda: created.append(_load(clients[engine], int8_encoder, pool)), rounds=2, iterations=1
+    )
+    for name in created:
+        delete_index(clients[engine], name)
+    benchmark.extra_info.update({"engine": engine, "docs": len(pool[0])})
+    if benchmark.stats:
+        benchmark.extra_info["docs_per_s"] = round(len(pool[0]) / benchmark.stats.stats.median, 1)
+
+
+@pytest.mark.parametrize("engine", ENGINE_NAMES)
+def test_two_engines_search(benchmark, clients, loaded, int8_encoder, pool, questions, engine):
+    sentences, vectors = pool
+    benchmark.group = SEARCH_GROUP.format(n=len(vectors))
+    client, index = clients[engine], loaded[engine]
+    row = {s.id: i for i, s in enumerate(sentences)}
+    query_vectors = int8_encoder.encode_queries(questions)
+    results = search_vectors(client, index, query_vectors, k=K, source=("id",))
+    recall = exact_recall(vectors, query_vectors, [[row[h.id] for h in hits] for hits in results])
+    cycle = itertools.cycle(questions)
+    for _ in range(5):
+        search(client, index, int8_encoder, next(cycle), k=K)
+    hits = benchmark.pedantic(
+        lambda: search(client, index, int8_encoder, next(cycle), k=K), rounds=200, warmup_rounds=5
+    )
+    benchmark.extra_info.update(
+        {"engine": engine, "recall@10": round(recall, 4), "queries": len(questions)}
+    )
+    if benchmark.stats:
+        data = np.asarray(benchmark.stats.stats.data) * 1000
+        for q in (50, 99):
+            benchmark.extra_info[f"p{q}_ms"] = round(float(np.percentile(data, q)), 2)
+    assert len(hits) == K and all(h.text for h in hits)
+    assert recall >= MIN_RECALL, f"{engine}: recall@10 {recall:.3f}"
