@@ -243,6 +243,14 @@ def int8_encoder(engines):
     return engines("xlir-int8", 2).encoder
 
 
+def pool_docs(pool: tuple[list[Sentence], np.ndarray]):
+    """The pool as JSONL-style documents with their precomputed `embedding` (what `ingest`
+    takes), streamed."""
+    sentences, vectors = pool
+    for s, v in zip(sentences, vectors, strict=True):
+        yield {"id": s.id, "lang": s.lang, "text": s.text, "embedding": v.tolist()}
+
+
 @pytest.fixture(scope="session")
 def pool(xquad, int8_encoder, quick) -> tuple[list[Sentence], np.ndarray]:
     """The XQuAD-R pool (~13k sentences, a twentieth in quick mode) encoded once with the int8

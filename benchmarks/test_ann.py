@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from benchmarks.conftest import pool_docs
 from benchmarks.quiet import load_avg
 from xlir_plugin.index import delete_index
 from xlir_plugin.ingest import ingest
@@ -174,10 +175,7 @@ def ann_index(es, int8_encoder, pool):
         return made[key]
 
     def build_index(es, name: str, spec: str | None) -> AnnIndex:
-        docs = (
-            {"id": s.id, "lang": s.lang, "text": s.text, "embedding": v.tolist()}
-            for s, v in zip(sentences, vectors, strict=True)
-        )
+        docs = pool_docs((sentences, vectors))
         report = ingest(es, name, int8_encoder, docs, progress=False, index_options=spec)
         assert report.failed == 0 and report.indexed == len(sentences), report.summary()
         es.indices.forcemerge(index=name, max_num_segments=1)

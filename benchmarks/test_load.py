@@ -22,6 +22,7 @@ import numpy as np
 import psutil
 import pytest
 
+from benchmarks.conftest import pool_docs
 from xlir_plugin.connection import connect
 from xlir_plugin.index import delete_index
 from xlir_plugin.ingest import ingest
@@ -43,13 +44,8 @@ def es_connections(url: str) -> int:
 
 @pytest.fixture(scope="module")
 def load_index(es, int8_encoder, pool):  # noqa: F811
-    sentences, vectors = pool
     name = f"xlir-bench-load-{uuid.uuid4().hex[:6]}"
-    docs = (
-        {"id": s.id, "lang": s.lang, "text": s.text, "embedding": v.tolist()}
-        for s, v in zip(sentences, vectors, strict=True)
-    )
-    report = ingest(es, name, int8_encoder, docs, progress=False)
+    report = ingest(es, name, int8_encoder, pool_docs(pool), progress=False)
     assert report.failed == 0, report.summary()
     yield name
     delete_index(es, name)

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 from elasticsearch import ApiError
 
+from benchmarks.conftest import pool_docs
 from benchmarks.engines import ENGINES
 from xlir_plugin.errors import XlirError
 from xlir_plugin.index import delete_index
@@ -48,10 +49,7 @@ def indexes(es, int8_encoder, pool):  # noqa: F811
     run = uuid.uuid4().hex[:6]
     for kind in INDEX_TYPES:
         name = f"{BENCH_INDEX_PREFIX}{kind.replace('_', '-')}-{run}"
-        docs = (
-            {"id": s.id, "lang": s.lang, "text": s.text, "embedding": v.tolist()}
-            for s, v in zip(sentences, vectors, strict=True)
-        )
+        docs = pool_docs(pool)
         try:
             report = ingest(es, name, int8_encoder, docs, progress=False, index_options=kind)
         except (XlirError, ApiError) as exc:  # e.g. bbq_hnsw on a server without it

@@ -15,6 +15,7 @@ import uuid
 import numpy as np
 import pytest
 
+from benchmarks.conftest import pool_docs
 from benchmarks.test_search import K, exact_recall
 from tests.conftest import opensearch, opensearch_settings  # noqa: F401
 from xlir_plugin.index import delete_index
@@ -39,14 +40,9 @@ def _load(client, encoder, pool) -> str:
     """A fresh index holding the pool's vectors (XLIR's default index for the engine)."""
     from benchmarks.conftest import BENCH_INDEX_PREFIX
 
-    sentences, vectors = pool
     name = f"{BENCH_INDEX_PREFIX}engines-{uuid.uuid4().hex[:8]}"
-    docs = (
-        {"id": s.id, "lang": s.lang, "text": s.text, "embedding": v.tolist()}
-        for s, v in zip(sentences, vectors, strict=True)
-    )
-    report = ingest(client, name, encoder, docs, progress=False)
-    assert report.failed == 0 and report.indexed == len(sentences), report.summary()
+    report = ingest(client, name, encoder, pool_docs(pool), progress=False)
+    assert report.failed == 0 and report.indexed == len(pool[0]), report.summary()
     return name
 
 
