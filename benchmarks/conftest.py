@@ -243,6 +243,24 @@ def int8_encoder(engines):
     return engines("xlir-int8", 2).encoder
 
 
+@contextlib.contextmanager
+def plugin_model(client, settings, export: Path):
+    """`export` installed on the node's xlir plugin under a fresh name (its running node only),
+    as the `EngineModel` the in-engine path takes; removed afterwards."""
+    import uuid
+
+    from xlir_plugin.engine import engine_model, models
+    from xlir_plugin.engine_install import install_model, remove_model
+
+    name = f"xlir-bench-{uuid.uuid4().hex[:8]}"
+    install_model(export, name, settings, future_nodes=False)
+    RUN_INFO.setdefault("plugin", {})[settings.engine] = models(client)["runtime"]
+    try:
+        yield engine_model(client, name)
+    finally:
+        remove_model(name, settings, future_nodes=False)
+
+
 def pool_docs(pool: tuple[list[Sentence], np.ndarray]):
     """The pool as JSONL-style documents with their precomputed `embedding` (what `ingest`
     takes), streamed."""

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from benchmarks.conftest import plugin_model as installed_model
 from benchmarks.quiet import load_avg
 from benchmarks.test_ingest import jsonl  # noqa: F401 - the same documents as group 5
 from xlir_plugin.index import delete_index
@@ -49,15 +50,8 @@ def client_encoder(engine_export):
 @pytest.fixture(scope="module")
 def plugin_model(es, es_settings, engine_export):  # noqa: F811
     """The model installed on the benchmark node (its running node only)."""
-    from benchmarks.conftest import RUN_INFO
-    from xlir_plugin.engine import engine_model, models
-    from xlir_plugin.engine_install import install_model, remove_model
-
-    name = f"xlir-bench-{uuid.uuid4().hex[:8]}"
-    install_model(engine_export, name, es_settings, future_nodes=False)
-    RUN_INFO["es_plugin"] = models(es)["runtime"]
-    yield engine_model(es, name)
-    remove_model(name, es_settings, future_nodes=False)
+    with installed_model(es, es_settings, engine_export) as model:
+        yield model
 
 
 @pytest.mark.parametrize("path_kind", ["client", "in-engine"])

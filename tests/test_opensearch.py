@@ -255,20 +255,6 @@ def test_opensearch_node_file_and_the_wrong_engine(
     assert main(["search", "a", *model, "--index", "x", "--es-url", url]) == 2
     err = capsys.readouterr().err
     assert f"{url} is not Elasticsearch" in err and "give --engine opensearch" in err
-    docs = tmp_path / "docs.jsonl"
-    docs.write_text('{"text": "a", "lang": "en"}\n')
-    in_engine = [
-        "index",
-        "--in-engine",
-        "--index",
-        "x",
-        "--input",
-        str(docs),
-        "--engine",
-        "opensearch",
-    ]
-    assert main(in_engine) == 2
-    assert "--in-engine from Python speaks to the Elasticsearch plugin" in capsys.readouterr().err
 
 
 def test_opensearch_kill_the_indexer_mid_ingest_then_rerun_resumes(

@@ -1,11 +1,13 @@
-"""The in-engine path: the `xlir` Elasticsearch plugin (plugins/elasticsearch/) embeds documents and queries.
+"""The in-engine path: the `xlir` plugin (plugins/elasticsearch/, plugins/opensearch/) embeds
+documents and queries inside the node.
 
 Python sends text only. An index gets an ingest pipeline `xlir-<model>` with the `xlir_embed`
-processor as its `index.default_pipeline`, so raw documents are embedded inside the node;
-a search sends `query_vector_builder: {"xlir": {"model", "text"}}` in its kNN clause. The
-model is the one installed on the nodes under a name (`engine_install.py`); `GET _xlir/models`
-describes it, so the index gets the same `_meta.xlir` stamp as with the Python encoder and
-either path may search it.
+processor as its `index.default_pipeline`, so raw documents are embedded inside the node; a
+search sends the text in the engine's text kNN clause (`Engine.knn_clause` with a
+`TextQuery`: Elasticsearch's `query_vector_builder: {"xlir": ...}`, OpenSearch's `xlir_knn`).
+The model is the one installed on the nodes under a name (`engine_install.py`); `GET
+_xlir/models` describes it, so the index gets the same `_meta.xlir` stamp as with the Python
+encoder and either path may search it. Both engines' plugins answer the same `_xlir/...`.
 """
 
 from __future__ import annotations
@@ -14,16 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from elasticsearch import ApiError, Elasticsearch
-
-from .engines import EngineApiError, engine_of
+from .engines import Client, EngineApiError, TextQuery, engine_of
 from .errors import InputError, XlirError
 from .index import cached_meta, ensure_index
 from .manifest import EncoderSettings, Manifest
 from .schema import VECTOR_FIELD, check_meta
 
 PROCESSOR = "xlir_embed"
-BUILDER = "xlir"
 TRUNCATED_FIELD = f"{VECTOR_FIELD}_truncated"
 ENGINE_MAPPINGS = {TRUNCATED_FIELD: {"type": "boolean"}}
 
@@ -41,7 +40,7 @@ class ModelNotInstalled(EngineError):
 
 
 def call(
-    es: Elasticsearch,
+    es: Client,
     method: str,
     path: str,
     body: Any = None,
@@ -56,13 +55,13 @@ def call(
         if "no handler found" in reason:
             raise PluginMissing(
                 "the xlir plugin is not installed on this cluster: start the node with "
-                "`xlir es start` after `bash scripts/setup.sh` (which builds it), or use the "
-                "client-side path (leave out --in-engine)"
+                "`xlir es start` (or `xlir os start`) after `bash scripts/setup.sh` (which "
+                "builds it), or use the client-side path (leave out --in-engine)"
             ) from None
         raise EngineError(f"{method} {path} failed: {reason}") from None
 
 
-def error_reason(exc: ApiError | EngineApiError) -> str:
+def error_reason(exc: EngineApiError) -> str:
     body = exc.body if isinstance(exc.body, dict) else {}
     error = body.get("error") or exc.message
     if isinstance(error, dict):
@@ -105,12 +104,12 @@ class EngineModel:
         return int(self.entry["dims"])
 
 
-def models(es: Elasticsearch, index: str | None = None) -> dict[str, Any]:
+def models(es: Client, index: str | None = None) -> dict[str, Any]:
     """`GET _xlir/models`: every installed model, `models_dir`, the plugin's runtime versions."""
     return call(es, "GET", "/_xlir/models", params={"index": index} if index else None)
 
 
-def engine_model(es: Elasticsearch, name: str) -> EngineModel:
+def engine_model(es: Client, name: str) -> EngineModel:
     """The model installed on the cluster under `name`, or an error saying how to install it."""
     try:
         listed = call(es, "GET", f"/_xlir/models/{name}")
@@ -119,13 +118,16 @@ def engine_model(es: Elasticsearch, name: str) -> EngineModel:
     except EngineError as exc:
         if "is not installed" not in str(exc):
             raise
+        engine = engine_of(es)
+        verb = "os" if engine.name == "opensearch" else "es"
         raise ModelNotInstalled(
-            f"no model {name!r} is installed in Elasticsearch: install one with "
-            f"`xlir es install-model --model <exported dir|default> --name {name}`"
+            f"no model {name!r} is installed in {engine.label}: install one with "
+            f"`xlir {verb} install-model --model <exported dir|default> --name {name}`"
         ) from None
     entry = listed["models"][0]
     if entry.get("error"):
-        raise EngineError(f"model {name!r} in Elasticsearch is not usable: {entry['error']}")
+        label = engine_of(es).label
+        raise EngineError(f"model {name!r} in {label} is not usable: {entry['error']}")
     return EngineModel(name, entry)
 
 
@@ -144,16 +146,13 @@ def pipeline_processors(
     return [{PROCESSOR: options | {"input_type": input_type}}]
 
 
-def put_pipeline(es: Elasticsearch, model: str) -> str:
+def put_pipeline(es: Client, model: str) -> str:
     """Create (or update) the pipeline `xlir-<model>`; return its id."""
     pipeline = pipeline_id(model)
+    description = f"xlir: embed `text` into `{VECTOR_FIELD}` with model {model}"
     try:
-        es.ingest.put_pipeline(
-            id=pipeline,
-            description=f"xlir: embed `text` into `{VECTOR_FIELD}` with model {model}",
-            processors=pipeline_processors(model),
-        )
-    except ApiError as exc:
+        engine_of(es).put_pipeline(es, pipeline, description, pipeline_processors(model))
+    except EngineApiError as exc:
         raise EngineError(
             f"cannot create ingest pipeline {pipeline!r}: {error_reason(exc)}"
         ) from None
@@ -161,7 +160,7 @@ def put_pipeline(es: Elasticsearch, model: str) -> str:
 
 
 def ensure_engine_index(
-    es: Elasticsearch,
+    es: Client,
     index: str,
     model: EngineModel,
     index_options: dict[str, Any] | str | None = None,
@@ -170,15 +169,14 @@ def ensure_engine_index(
 
     An existing index must have been made for the same model (ModelMismatch otherwise)."""
     meta = ensure_index(es, index, model.manifest, index_options, extra_mappings=ENGINE_MAPPINGS)
-    es.indices.put_mapping(index=index, properties=ENGINE_MAPPINGS)
-    es.indices.put_settings(
-        index=index, settings={"index.default_pipeline": put_pipeline(es, model.name)}
-    )
+    engine = engine_of(es)
+    engine.put_properties(es, index, ENGINE_MAPPINGS)
+    engine.put_settings(es, index, {"index.default_pipeline": put_pipeline(es, model.name)})
     return meta
 
 
 def engine_ingest(
-    es: Elasticsearch,
+    es: Client,
     index: str,
     model: EngineModel,
     source: Any,
@@ -194,15 +192,14 @@ def engine_ingest(
     report = ingest(
         es, index, None, source, pipeline=pipeline_id(model.name), in_engine=True, **kwargs
     )
-    truncated = es.count(index=index, query={"term": {TRUNCATED_FIELD: True}})["count"]
-    report.truncated = int(truncated)
+    report.truncated = engine_of(es).count(es, index, {"term": {TRUNCATED_FIELD: True}})
     return report
 
 
 # -- search -------------------------------------------------------------------------------------
 
 
-def check_engine_index(es: Elasticsearch, index: str, model: EngineModel) -> dict[str, Any]:
+def check_engine_index(es: Client, index: str, model: EngineModel) -> dict[str, Any]:
     """The index's stamp, when it was made for `model` (ModelMismatch naming both otherwise)."""
     meta = cached_meta(es, index)
     check_meta(index, meta, model.manifest)
@@ -210,7 +207,7 @@ def check_engine_index(es: Elasticsearch, index: str, model: EngineModel) -> dic
 
 
 def engine_search(
-    es: Elasticsearch,
+    es: Client,
     index: str,
     model: EngineModel,
     text: str,
@@ -234,7 +231,5 @@ def engine_search(
     filters = _filters(mode, lang, targets, filter)
     meta = check_engine_index(es, index, model) if check else cached_meta(es, index)
     knn["index_type"] = (meta.get("index_options") or {}).get("type")
-    body = knn_body([], k, filters=filters, **knn)
-    del body["query"]["knn"]["query_vector"]
-    body["query"]["knn"]["query_vector_builder"] = {BUILDER: {"model": model.name, "text": text}}
+    body = knn_body(TextQuery(model.name, text), k, filters=filters, engine=engine_of(es), **knn)
     return _search(es, index, body)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .engines import ELASTICSEARCH, Client, Engine, EngineApiError, engine_of
+from .engines import ELASTICSEARCH, Client, Engine, EngineApiError, TextQuery, engine_of
 from .errors import InputError, XlirError
 from .fusion import RANK_CONSTANT, rrf
 from .index import cached_meta
@@ -122,7 +122,7 @@ def _check_k(k: int, num_candidates: int | None) -> int:
 
 
 def knn_body(
-    vector: Sequence[float],
+    vector: Sequence[float] | TextQuery,
     k: int,
     num_candidates: int | None = None,
     filters: Sequence[dict[str, Any]] = (),
@@ -131,7 +131,8 @@ def knn_body(
     source: Sequence[str] | None = None,
     engine: Engine = ELASTICSEARCH,
 ) -> dict[str, Any]:
-    """A search body with `engine`'s `knn` query (filters inside it: pre-filtering).
+    """A search body with `engine`'s `knn` query (filters inside it: pre-filtering) for a
+    vector, or for a `TextQuery` the engine's xlir plugin embeds.
 
     The `knn` query, not the top-level `knn` section: both give each shard's top k and the
     same hits, but the section first runs a DFS phase of its own, one more round in the node.
@@ -150,7 +151,13 @@ def knn_body(
                 arguments=["rescore"],
             )
     return {
-        "query": engine.knn_clause([float(x) for x in vector], k, n, filters, oversample),
+        "query": engine.knn_clause(
+            vector if isinstance(vector, TextQuery) else [float(x) for x in vector],
+            k,
+            n,
+            filters,
+            oversample,
+        ),
         "size": k,
         "track_total_hits": False,
         "_source": list(source) if source is not None else {"excludes": [VECTOR_FIELD]},

@@ -146,3 +146,48 @@ def test_opensearch_cli_install_model_reaches_the_node_and_later_nodes(
     finally:
         remove_model(name, opensearch_settings)
     assert not node_dir.exists()
+
+
+def test_opensearch_cli_in_engine_index_and_search_match_the_client_path(
+    opensearch, opensearch_settings, os_model, encoder, sentences, tmp_path, capsys
+):
+    """`xlir index|search --in-engine --engine opensearch`: the node embeds documents through
+    the `xlir-<model>` pipeline and queries through `xlir_knn`; the hits equal the client
+    path's (Python embeds the query) on the same index, in the three modes; the truncated and
+    the failed documents are counted."""
+    from xlir_plugin.engine import engine_model, engine_search
+
+    name = f"xlir-test-cli-{uuid.uuid4().hex[:8]}"
+    docs = [{"id": s["id"], "lang": s["lang"], "text": s["text"]} for s in sentences[:300]]
+    docs += [{"id": "long", "lang": "en", "text": long_text(MULTILINGUAL)}, {"id": "bad"}]
+    path = tmp_path / "docs.jsonl"
+    path.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    where = ["--engine", "opensearch", "--es-url", opensearch_settings.url, "--model", os_model]
+    try:
+        argv = ["index", "--in-engine", "--index", name, "--input", str(path), "--json"]
+        assert main([*argv, "--failures", str(tmp_path / "failures.jsonl"), *where]) == 1
+        report = json.loads(capsys.readouterr().out)
+        assert (report["indexed"], report["failed"]) == (301, 1)
+        long = opensearch.get(index=name, id="long")["_source"]
+        truncated = {"term": {"embedding_truncated": True}}
+        assert long["embedding_truncated"] is True  # (the synthetic model reads 128 tokens)
+        assert (
+            report["truncated"] == opensearch.count(index=name, body={"query": truncated})["count"]
+        )
+        settings = opensearch.indices.get_settings(index=name)[name]["settings"]["index"]
+        assert settings["default_pipeline"] == f"xlir-{os_model}"
+        model = engine_model(opensearch, os_model)
+        for i, doc in enumerate(docs[:300:50]):
+            mode, lang, targets = MODES[i % len(MODES)]
+            got = engine_search(opensearch, name, model, doc["text"], mode, lang, targets)
+            want = search(opensearch, name, encoder, doc["text"], mode, lang, targets)
+            assert [h.id for h in got] == [h.id for h in want], (mode, doc["id"])
+            assert np.allclose([h.score for h in got], [h.score for h in want], atol=1e-4)
+        query = ["search", docs[0]["text"], "--in-engine", "--index", name, "--json"]
+        lang = docs[0]["lang"]
+        assert main([*query, "--mode", "mono", "--lang", lang, *where]) == 0
+        hits = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+        assert len(hits) == 10 and {h["lang"] for h in hits} == {lang}
+    finally:
+        delete_index(opensearch, name)
+    assert opensearch.cluster.health()["status"] == "green"

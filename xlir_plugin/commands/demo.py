@@ -80,10 +80,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"{label}: {url}", file=say)
     start = time.perf_counter()
     encoder = None
-    if not args.client_side and args.settings.engine != "elasticsearch":
-        # the in-engine path from Python (engine.py) speaks to the Elasticsearch plugin only
-        print(f"{label}: embedding in Python (--client-side)", file=say)
-        args.client_side = True
     if not args.client_side:
         from ..engine import PluginMissing
         from ..engine_install import ensure_installed
@@ -95,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
             args.client_side = True
     if encoder is None:
         encoder = OnnxEncoder(resolve_served_model(args.model))
-    where = "client side" if args.client_side else f"in Elasticsearch as {encoder.name!r}"
+    where = "client side" if args.client_side else f"in {label} as {encoder.name!r}"
     print(
         f"model: {encoder.model_name} ({encoder.dim} dims, {where}), ready in {time.perf_counter() - start:.0f}s",
         file=say,

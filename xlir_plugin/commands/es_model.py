@@ -55,13 +55,6 @@ def installed_model(es, args: argparse.Namespace, **conflicts: str):
     from ..errors import InputError
 
     settings = settings_from_args(args)
-    if settings.engine != "elasticsearch":
-        raise InputError(
-            "{in_engine} from Python speaks to the Elasticsearch plugin; on OpenSearch, index "
-            "through the plugin's xlir_embed pipeline and search with its xlir_knn query "
-            "(README, OpenSearch)",
-            arguments=["in_engine"],
-        )
     for name, why in conflicts.items():
         if getattr(args, name):
             raise InputError(

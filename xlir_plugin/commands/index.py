@@ -22,9 +22,7 @@ def register(verbs: argparse._SubParsersAction) -> None:
         "--index", required=True, help="index name (created for the model if missing)"
     )
     parser.add_argument("--input", required=True, type=Path, help="JSONL file (.gz ok)")
-    parser.add_argument(
-        "--pipeline", help="Elasticsearch ingest pipeline to pass documents through"
-    )
+    parser.add_argument("--pipeline", help="ingest pipeline to pass documents through")
     parser.add_argument(
         "--index-options",
         help="dense_vector index_options: hnsw|int8_hnsw|bbq_hnsw|flat..., e.g. 'hnsw,m=32,"
@@ -43,7 +41,7 @@ def register(verbs: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--in-engine",
         action="store_true",
-        help="embed inside Elasticsearch (the xlir plugin): --model names the installed model "
+        help="embed inside the engine (the xlir plugin): --model names the installed model "
         "(a dir or `default` is installed first); no encoding here",
     )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")

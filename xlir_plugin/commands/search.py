@@ -33,7 +33,7 @@ def register(verbs: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--in-engine",
         action="store_true",
-        help="send the text only: Elasticsearch embeds it (the xlir plugin); --model names the "
+        help="send the text only: the engine embeds it (the xlir plugin); --model names the "
         "installed model",
     )
     parser.add_argument("--json", action="store_true", help="print hits as JSON lines")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 
-from .base import Client, Engine, EngineApiError, EngineUnreachable, error_type
+from .base import Client, Engine, EngineApiError, EngineUnreachable, TextQuery, error_type
 from .elasticsearch import ElasticsearchEngine
 
 ENGINES = ("elasticsearch", "opensearch")
@@ -22,6 +22,7 @@ __all__ = [
     "Engine",
     "EngineApiError",
     "EngineUnreachable",
+    "TextQuery",
     "engine_named",
     "engine_of",
     "error_type",

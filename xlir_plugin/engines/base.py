@@ -10,12 +10,22 @@ answer at all), so no module branches on the engine.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 #: an Elasticsearch or an OpenSearch client (`engines.engine_of` tells which)
 Client = Any
 Json = dict[str, Any]
 Filters = Sequence[Json]
+
+
+@dataclass(frozen=True)
+class TextQuery:
+    """A kNN query by text, embedded inside the node by the xlir plugin's model `model` (the
+    in-engine path); `knn_clause` takes it where it takes a vector."""
+
+    model: str
+    text: str
 
 
 class EngineApiError(Exception):
@@ -59,9 +69,12 @@ class Engine(Protocol):
         """`{dims, similarity, index_options}` of a live vector field, in XLIR's terms."""
         ...
 
-    def knn_clause(self, vector: list[float], k: int, n: int, filters: Filters, rescore) -> Json:
-        """The `query` of a kNN search: `k` best of `n` candidates, `filters` applied inside
-        the clause (a pre-filter); `rescore`: oversample factor (float), or None."""
+    def knn_clause(
+        self, query: list[float] | TextQuery, k: int, n: int, filters: Filters, rescore
+    ) -> Json:
+        """The `query` of a kNN search for a vector, or for a text the plugin embeds: `k` best
+        of `n` candidates, `filters` applied inside the clause (a pre-filter); `rescore`:
+        oversample factor (float), or None."""
         ...
 
     def create_index(self, es: Client, name: str, mappings: Json, settings: Json) -> None: ...
@@ -90,7 +103,15 @@ class Engine(Protocol):
 
     def mget(self, es: Client, index: str, ids: list[str], source_excludes: list[str]) -> dict: ...
 
-    def count(self, es: Client, index: str) -> int: ...
+    def count(self, es: Client, index: str, query: Json | None = None) -> int: ...
+
+    def put_properties(self, es: Client, name: str, properties: Json) -> None:
+        """Add fields to an index's mapping."""
+        ...
+
+    def put_pipeline(self, es: Client, pipeline: str, description: str, processors: list) -> None:
+        """Create or replace an ingest pipeline."""
+        ...
 
     def request(self, es: Client, method: str, path: str, body: Json | None, params) -> Json:
         """Any other endpoint (the xlir plugin's `_xlir/...`), its JSON answer."""

@@ -19,7 +19,15 @@ from elasticsearch import ConnectionError as EsConnectionError
 
 from ..errors import ConnectionFailed
 from ..schema import VECTOR_FIELD, dense_vector
-from .base import EngineApiError, EngineUnreachable, Filters, Json, checked, msearch_lines
+from .base import (
+    EngineApiError,
+    EngineUnreachable,
+    Filters,
+    Json,
+    TextQuery,
+    checked,
+    msearch_lines,
+)
 
 
 @contextlib.contextmanager
@@ -96,8 +104,14 @@ class ElasticsearchEngine:
             "index_options": vector.get("index_options") or {},
         }
 
-    def knn_clause(self, vector: list[float], k: int, n: int, filters: Filters, rescore) -> Json:
-        knn: Json = {"field": VECTOR_FIELD, "query_vector": vector, "k": k, "num_candidates": n}
+    def knn_clause(
+        self, query: list[float] | TextQuery, k: int, n: int, filters: Filters, rescore
+    ) -> Json:
+        knn: Json = {"field": VECTOR_FIELD, "k": k, "num_candidates": n}
+        if isinstance(query, TextQuery):  # the plugin's `xlir` query vector builder
+            knn["query_vector_builder"] = {"xlir": {"model": query.model, "text": query.text}}
+        else:
+            knn["query_vector"] = query
         if filters:
             knn["filter"] = list(filters)
         if rescore is not None:
@@ -158,9 +172,19 @@ class ElasticsearchEngine:
         with _errors():
             return es.mget(index=index, ids=ids, source_excludes=source_excludes).body
 
-    def count(self, es: Elasticsearch, index: str) -> int:
+    def count(self, es: Elasticsearch, index: str, query: Json | None = None) -> int:
         with _errors():
-            return int(es.count(index=index)["count"])
+            return int(es.count(index=index, query=query)["count"])
+
+    def put_properties(self, es: Elasticsearch, name: str, properties: Json) -> None:
+        with _errors():
+            es.indices.put_mapping(index=name, properties=properties)
+
+    def put_pipeline(
+        self, es: Elasticsearch, pipeline: str, description: str, processors: list
+    ) -> None:
+        with _errors():
+            es.ingest.put_pipeline(id=pipeline, description=description, processors=processors)
 
     def refresh(self, es: Elasticsearch, index: str) -> None:
         with _errors():

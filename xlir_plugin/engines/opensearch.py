@@ -29,7 +29,15 @@ from opensearchpy.exceptions import ConnectionError as OsConnectionError
 
 from ..errors import ConnectionFailed, InputError
 from ..schema import VECTOR_FIELD
-from .base import EngineApiError, EngineUnreachable, Filters, Json, checked, msearch_lines
+from .base import (
+    EngineApiError,
+    EngineUnreachable,
+    Filters,
+    Json,
+    TextQuery,
+    checked,
+    msearch_lines,
+)
 
 #: XLIR's similarity names -> the k-NN plugin's space types (lucene supports these three)
 SPACE_TYPES = {
@@ -140,11 +148,16 @@ class OpenSearchEngine:
             "index_options": options | (method.get("parameters") or {}),
         }
 
-    def knn_clause(self, vector: list[float], k: int, n: int, filters: Filters, rescore) -> Json:
-        knn: Json = {"vector": vector, "k": n}
+    def knn_clause(
+        self, query: list[float] | TextQuery, k: int, n: int, filters: Filters, rescore
+    ) -> Json:
+        knn: Json = {"k": n}
         if filters:
             knn["filter"] = {"bool": {"filter": list(filters)}}
-        return {"knn": {VECTOR_FIELD: knn}}
+        if isinstance(query, TextQuery):  # the plugin's `xlir_knn`, rewritten into `knn`
+            text = {"field": VECTOR_FIELD, "text": query.text, "model": query.model}
+            return {"xlir_knn": text | knn}
+        return {"knn": {VECTOR_FIELD: {"vector": query} | knn}}
 
     def create_index(
         self, es: OpenSearch, name: str, mappings: dict[str, Any], settings: dict[str, Any]
@@ -201,9 +214,21 @@ class OpenSearchEngine:
         with _errors():
             return es.mget(index=index, body={"ids": ids}, _source_excludes=source_excludes)
 
-    def count(self, es: OpenSearch, index: str) -> int:
+    def count(self, es: OpenSearch, index: str, query: Json | None = None) -> int:
         with _errors():
-            return int(es.count(index=index)["count"])
+            return int(es.count(index=index, body={"query": query} if query else None)["count"])
+
+    def put_properties(self, es: OpenSearch, name: str, properties: Json) -> None:
+        with _errors():
+            es.indices.put_mapping(index=name, body={"properties": properties})
+
+    def put_pipeline(
+        self, es: OpenSearch, pipeline: str, description: str, processors: list
+    ) -> None:
+        with _errors():
+            es.ingest.put_pipeline(
+                id=pipeline, body={"description": description, "processors": processors}
+            )
 
     def refresh(self, es: OpenSearch, index: str) -> None:
         with _errors():
