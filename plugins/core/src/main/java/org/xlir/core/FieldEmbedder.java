@@ -4,6 +4,7 @@ import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicInteger;
 import java.util.concurrent.atomic.AtomicReferenceArray;
@@ -13,8 +14,11 @@ import java.util.function.Supplier;
 /**
  * What the {@code xlir_embed} ingest processor does, for both engines: checks each source field,
  * embeds its text through the model's micro-batch, checks the index's model stamp and writes the
- * vectors (and {@code <target>_truncated: true} for a cut text). Errors are per document and name
- * the field or the model. The adapters' processors only wrap their engine's document and options.
+ * vectors (and {@code <target>_truncated: true} for a cut text). With {@code chunking}, a text is
+ * first cut into passages ({@link Chunking}, the client's algorithm) and the target gets one
+ * {@code {start, end, embedding}} object per passage (a nested field), as {@code xlir index}
+ * writes them. Errors are per document and name the field or the model. The adapters'
+ * processors only wrap their engine's document and options.
  */
 public final class FieldEmbedder {
 
@@ -33,19 +37,36 @@ public final class FieldEmbedder {
     }
 
     /** Embeds one text in the model's micro-batch; the listener runs in the submitter's context. */
-    @FunctionalInterface
     public interface BatchedEmbed {
         void embedBatched(String model, String text, InputType type, Listener<Embedding> listener);
 
+        /** {@code text}'s passages with the model's tokenizer (in the caller's thread). */
+        List<Chunking.Span> passages(String model, String text, Chunking.Settings settings) throws Exception;
+
         /** The service once the node has created it (processors are made before the plugin's components). */
         static BatchedEmbed lazy(Supplier<? extends BatchedEmbed> service) {
-            return (model, text, type, listener) -> {
-                BatchedEmbed started = service.get();
-                if (started == null) {
-                    listener.onFailure(new IllegalStateException("[" + TYPE + "] the xlir plugin is not started"));
-                    return;
+            return new BatchedEmbed() {
+                @Override
+                public void embedBatched(String model, String text, InputType type, Listener<Embedding> listener) {
+                    try {
+                        started().embedBatched(model, text, type, listener);
+                    } catch (IllegalStateException e) {
+                        listener.onFailure(e);
+                    }
                 }
-                started.embedBatched(model, text, type, listener);
+
+                @Override
+                public List<Chunking.Span> passages(String model, String text, Chunking.Settings settings) throws Exception {
+                    return started().passages(model, text, settings);
+                }
+
+                private BatchedEmbed started() {
+                    BatchedEmbed started = service.get();
+                    if (started == null) {
+                        throw new IllegalStateException("[" + TYPE + "] the xlir plugin is not started");
+                    }
+                    return started;
+                }
             };
         }
     }
@@ -70,11 +91,30 @@ public final class FieldEmbedder {
         }
     }
 
-    /** The processor's options, checked. */
-    public record Options(String model, Map<String, String> fieldMap, InputType inputType, boolean ignoreMissing, boolean checkIndex) {
+    /** The processor's options, checked; {@code chunking} null: one vector per text. */
+    public record Options(
+        String model,
+        Map<String, String> fieldMap,
+        InputType inputType,
+        boolean ignoreMissing,
+        boolean checkIndex,
+        Chunking.Settings chunking
+    ) {
 
-        /** Validates options already read from the pipeline's JSON; throws {@link ConfigException}. */
+        /** Validates options already read from the pipeline's JSON (no chunking); throws {@link ConfigException}. */
         public static Options of(String model, Map<String, Object> rawFieldMap, String inputType, boolean ignoreMissing, boolean checkIndex) {
+            return of(model, rawFieldMap, inputType, ignoreMissing, checkIndex, null);
+        }
+
+        /** As above, with the {@code chunking} option ({@code {"max_tokens": N, "overlap_tokens": M}}) or null. */
+        public static Options of(
+            String model,
+            Map<String, Object> rawFieldMap,
+            String inputType,
+            boolean ignoreMissing,
+            boolean checkIndex,
+            Map<String, Object> rawChunking
+        ) {
             try {
                 ModelRegistry.validateName(model);
             } catch (IllegalArgumentException e) {
@@ -96,7 +136,34 @@ public final class FieldEmbedder {
             } catch (IllegalArgumentException e) {
                 throw new ConfigException("input_type", e.getMessage());
             }
-            return new Options(model, java.util.Collections.unmodifiableMap(fieldMap), type, ignoreMissing, checkIndex);
+            return new Options(model, java.util.Collections.unmodifiableMap(fieldMap), type, ignoreMissing, checkIndex, chunking(rawChunking));
+        }
+
+        private static Chunking.Settings chunking(Map<String, Object> raw) {
+            if (raw == null) {
+                return null;
+            }
+            Set<String> unknown = new java.util.TreeSet<>(raw.keySet());
+            unknown.removeAll(Set.of("max_tokens", "overlap_tokens"));
+            if (unknown.isEmpty() == false) {
+                throw new ConfigException("chunking", "takes max_tokens and overlap_tokens, not " + unknown);
+            }
+            try {
+                return new Chunking.Settings(integer(raw, "max_tokens", null), integer(raw, "overlap_tokens", 0));
+            } catch (IllegalArgumentException e) {
+                throw new ConfigException("chunking", e.getMessage());
+            }
+        }
+
+        private static int integer(Map<String, Object> raw, String key, Integer missing) {
+            Object value = raw.get(key);
+            if (value == null && missing != null) {
+                return missing;
+            }
+            if (value instanceof Integer || value instanceof Long) {
+                return ((Number) value).intValue();
+            }
+            throw new ConfigException("chunking", key + " must be an integer, got [" + value + "]");
         }
     }
 
@@ -164,18 +231,40 @@ public final class FieldEmbedder {
             done.accept(null);
             return;
         }
-        int n = texts.size();
+        List<Piece> pieces = new ArrayList<>();
+        for (int f = 0; f < texts.size(); f++) {
+            String text = texts.get(f);
+            if (options.chunking() == null) {
+                pieces.add(new Piece(f, null, text));
+                continue;
+            }
+            List<Chunking.Span> spans;
+            try {
+                spans = embed.passages(model, text, options.chunking());
+            } catch (Exception ex) {
+                done.accept(ex);
+                return;
+            }
+            if (spans.isEmpty()) {
+                done.accept(new IllegalArgumentException("[" + TYPE + "] field [" + fieldOf(targets.get(f)) + "] has no text to embed (model [" + model + "])"));
+                return;
+            }
+            for (Chunking.Span span : spans) {
+                pieces.add(new Piece(f, span, Chunking.slice(text, span)));
+            }
+        }
+        int n = pieces.size();
         AtomicReferenceArray<Embedding> results = new AtomicReferenceArray<>(n);
         AtomicInteger remaining = new AtomicInteger(n);
         AtomicBoolean finished = new AtomicBoolean();
         for (int i = 0; i < n; i++) {
             int slot = i;
-            embed.embedBatched(model, texts.get(i), options.inputType(), new Listener<>() {
+            embed.embedBatched(model, pieces.get(i).text(), options.inputType(), new Listener<>() {
                 @Override
                 public void onResponse(Embedding embedding) {
                     results.set(slot, embedding);
                     if (remaining.decrementAndGet() == 0 && finished.compareAndSet(false, true)) {
-                        complete(document, targets, results, done);
+                        complete(document, targets, pieces, results, done);
                     }
                 }
 
@@ -189,28 +278,64 @@ public final class FieldEmbedder {
         }
     }
 
-    private void complete(Document document, List<String> targets, AtomicReferenceArray<Embedding> results, Consumer<Exception> done) {
+    /** One text to embed: a whole field's ({@code span} null) or one passage of it. */
+    private record Piece(int field, Chunking.Span span, String text) {}
+
+    private String fieldOf(String target) {
+        for (Map.Entry<String, String> e : options.fieldMap().entrySet()) {
+            if (e.getValue().equals(target)) {
+                return e.getKey();
+            }
+        }
+        return target;
+    }
+
+    private void complete(
+        Document document,
+        List<String> targets,
+        List<Piece> pieces,
+        AtomicReferenceArray<Embedding> results,
+        Consumer<Exception> done
+    ) {
         try {
             if (options.checkIndex()) {
                 String index = document.index();
                 Map<String, Object> stamp = index == null ? null : stamps.stamp(index);
                 ModelManifest manifest = results.get(0).manifest();
                 String problem = stamp == null ? null : IndexStamp.mismatch(index, stamp, manifest);
+                if (problem == null && stamp != null) {
+                    problem = IndexStamp.chunkingMismatch(index, stamp, options.chunking());
+                }
                 if (problem != null) {
                     done.accept(new IllegalArgumentException("[" + TYPE + "] model [" + options.model() + "]: " + problem));
                     return;
                 }
             }
-            for (int i = 0; i < targets.size(); i++) {
+            List<List<Map<String, Object>>> passages = new ArrayList<>();
+            boolean[] truncated = new boolean[targets.size()];
+            for (int f = 0; f < targets.size(); f++) {
+                passages.add(new ArrayList<>());
+            }
+            for (int i = 0; i < pieces.size(); i++) {
+                Piece piece = pieces.get(i);
                 Embedding embedding = results.get(i);
-                float[] vector = embedding.vector();
-                List<Float> list = new ArrayList<>(vector.length);
-                for (float f : vector) {
-                    list.add(f);
+                truncated[piece.field()] |= embedding.truncated();
+                if (piece.span() == null) {
+                    document.set(targets.get(piece.field()), vector(embedding));
+                } else {
+                    Map<String, Object> passage = new java.util.LinkedHashMap<>();
+                    passage.put("start", piece.span().start());
+                    passage.put("end", piece.span().end());
+                    passage.put(IndexStamp.VECTOR_FIELD, vector(embedding));
+                    passages.get(piece.field()).add(passage);
                 }
-                document.set(targets.get(i), list);
-                if (embedding.truncated()) {
-                    document.set(targets.get(i) + TRUNCATED_SUFFIX, true);
+            }
+            for (int f = 0; f < targets.size(); f++) {
+                if (options.chunking() != null) {
+                    document.set(targets.get(f), passages.get(f));
+                }
+                if (truncated[f]) {
+                    document.set(targets.get(f) + TRUNCATED_SUFFIX, true);
                 }
             }
         } catch (Exception e) {
@@ -218,5 +343,14 @@ public final class FieldEmbedder {
             return;
         }
         done.accept(null);
+    }
+
+    private static List<Float> vector(Embedding embedding) {
+        float[] vector = embedding.vector();
+        List<Float> list = new ArrayList<>(vector.length);
+        for (float f : vector) {
+            list.add(f);
+        }
+        return list;
     }
 }

@@ -14,6 +14,8 @@ public final class IndexStamp {
 
     public static final String META_KEY = "xlir";
     public static final String VECTOR_FIELD = "embedding";
+    /** The nested field of a chunked index's passages (each with {@code start}, {@code end}, {@link #VECTOR_FIELD}). */
+    public static final String PASSAGES_FIELD = "passages";
 
     private IndexStamp() {}
 
@@ -40,10 +42,15 @@ public final class IndexStamp {
             return null;
         }
         Map<String, Object> out = new java.util.HashMap<>((Map<String, Object>) stamp);
-        if (mapping.get("properties") instanceof Map<?, ?> props
-            && props.get(VECTOR_FIELD) instanceof Map<?, ?> vector
-            && vector.get("dims") instanceof Number dims) {
-            out.put("mapping_dims", dims.intValue());
+        Object props = mapping.get("properties");
+        if (props instanceof Map<?, ?> p && p.get(PASSAGES_FIELD) instanceof Map<?, ?> nested) {
+            props = nested.get("properties"); // a chunked index: the vectors are the passages'
+        }
+        if (props instanceof Map<?, ?> p && p.get(VECTOR_FIELD) instanceof Map<?, ?> vector) {
+            Object dims = vector.get("dims") != null ? vector.get("dims") : vector.get("dimension");
+            if (dims instanceof Number d) {
+                out.put("mapping_dims", d.intValue());
+            }
         }
         return out;
     }
@@ -101,6 +108,30 @@ public final class IndexStamp {
             + "): "
             + String.join("; ", problems)
             + ". Use the same model, or index into a new index.";
+    }
+
+    /**
+     * Null when the index's chunking (its stamp's {@code chunking}: passages of N tokens, or none)
+     * is {@code settings}'; else the reason, in the Python client's words.
+     */
+    public static String chunkingMismatch(String index, Map<String, Object> stamp, Chunking.Settings settings) {
+        Object have = stamp.get("chunking");
+        Map<String, Object> want = settings == null ? null : settings.stamp();
+        boolean same = have instanceof Map<?, ?> map
+            ? want != null && want.keySet().stream().allMatch(k -> asInt(map.get(k)) == (int) want.get(k)) && map.size() == want.size()
+            : want == null;
+        if (same) {
+            return null;
+        }
+        return "index [" + index + "] holds " + describe(have) + "; this write asks for " + describe(want)
+            + ". Use the index's chunking settings, or index into a new index.";
+    }
+
+    private static String describe(Object chunking) {
+        if (!(chunking instanceof Map<?, ?> c) || c.isEmpty()) {
+            return "one vector per document (not chunked)";
+        }
+        return "passages of " + c.get("max_tokens") + " tokens, overlap " + c.get("overlap_tokens") + " (chunking v" + c.get("version") + ")";
     }
 
     private static int asInt(Object o) {

@@ -118,6 +118,11 @@ public final class Inference implements Closeable {
         );
     }
 
+    /** {@code text}'s passages ({@link Chunking}) with the named model's tokenizer, in the caller's thread. */
+    public List<Chunking.Span> passages(String model, String text, Chunking.Settings settings) throws Exception {
+        return registry.encode(model, loaded -> loaded.passages(text, settings));
+    }
+
     /**
      * Embeds one text together with other texts submitted within the batch window (ingest path).
      * The listener runs on the ingest pool: adapters restore the submitter's thread context.

@@ -51,6 +51,7 @@ public final class XlirModel implements Closeable {
     private final OrtEnvironment env;
     private final OrtSession session;
     private final HuggingFaceTokenizer tokenizer;
+    private final PassageCutter cutter;
     private final long padId;
     private final boolean needTokenTypes;
     private final int runBatchSize;
@@ -73,6 +74,7 @@ public final class XlirModel implements Closeable {
         OrtEnvironment env,
         OrtSession session,
         HuggingFaceTokenizer tokenizer,
+        PassageCutter cutter,
         long padId,
         boolean needTokenTypes,
         int runBatchSize,
@@ -84,6 +86,7 @@ public final class XlirModel implements Closeable {
         this.env = env;
         this.session = session;
         this.tokenizer = tokenizer;
+        this.cutter = cutter;
         this.padId = padId;
         this.needTokenTypes = needTokenTypes;
         this.runBatchSize = runBatchSize;
@@ -109,6 +112,7 @@ public final class XlirModel implements Closeable {
             throw new ModelException(name, MODEL_FILE + " is not a model onnxruntime can load: " + e.getMessage(), e);
         }
         HuggingFaceTokenizer tokenizer = null;
+        PassageCutter cutter = null;
         try {
             Set<String> inputs = session.getInputNames();
             if (inputs.contains("input_ids") == false || inputs.contains("attention_mask") == false) {
@@ -133,10 +137,14 @@ public final class XlirModel implements Closeable {
                 throw new ModelException(name, TOKENIZER_FILE + " is not a tokenizer the tokenizers library can load: " + e.getMessage(), e);
             }
             long padId = padId(tokenizerPath);
-            return new XlirModel(name, dir, manifest, env, session, tokenizer, padId, inputs.contains("token_type_ids"), runBatchSize, maxBatchTokens);
+            cutter = new PassageCutter(tokenizerPath);
+            return new XlirModel(name, dir, manifest, env, session, tokenizer, cutter, padId, inputs.contains("token_type_ids"), runBatchSize, maxBatchTokens);
         } catch (Exception | Error e) {
             if (tokenizer != null) {
                 tokenizer.close();
+            }
+            if (cutter != null) {
+                cutter.close();
             }
             session.close();
             throw e;
@@ -166,6 +174,19 @@ public final class XlirModel implements Closeable {
             prefixed.add(prefix + t);
         }
         return encodePrefixed(prefixed);
+    }
+
+    /** {@code text} cut into passages ({@link Chunking}), with this model's tokenizer. */
+    public List<Chunking.Span> passages(String text, Chunking.Settings settings) {
+        lifecycle.readLock().lock();
+        try {
+            if (closed) {
+                throw new ClosedException(name);
+            }
+            return cutter.passages(text, settings);
+        } finally {
+            lifecycle.readLock().unlock();
+        }
     }
 
     /** Embeds texts that already carry their prefix. */
@@ -369,6 +390,7 @@ public final class XlirModel implements Closeable {
             }
             closed = true;
             tokenizer.close();
+            cutter.close();
             try {
                 session.close();
             } catch (OrtException e) {

@@ -8,6 +8,7 @@ import org.elasticsearch.common.util.concurrent.EsRejectedExecutionException;
 import org.elasticsearch.common.util.concurrent.ThreadContext;
 import org.elasticsearch.core.TimeValue;
 import org.elasticsearch.threadpool.ThreadPool;
+import org.xlir.core.Chunking;
 import org.xlir.core.Embedding;
 import org.xlir.core.EmbeddingResult;
 import org.xlir.core.FieldEmbedder;
@@ -78,6 +79,16 @@ public final class InferenceService implements Closeable, FieldEmbedder.BatchedE
         // the batch tasks run in an empty context: each listener restores its own
         try (ThreadContext.StoredContext ignored = threadContext.stashContext()) {
             inference.embedBatched(model, text, type, Listener.of(preserving::onResponse, preserving::onFailure));
+        }
+    }
+
+    /** {@code text}'s passages for the processor's {@code chunking}, in the caller's thread. */
+    @Override
+    public List<Chunking.Span> passages(String model, String text, Chunking.Settings settings) throws Exception {
+        try {
+            return inference.passages(model, text, settings);
+        } catch (Exception e) {
+            throw translate(e);
         }
     }
 

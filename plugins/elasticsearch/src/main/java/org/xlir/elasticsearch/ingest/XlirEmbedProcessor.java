@@ -18,7 +18,8 @@ import java.util.function.Supplier;
  *
  * <pre>
  * {"xlir_embed": {"model": "default", "field_map": {"text": "embedding"},
- *                 "input_type": "passage", "ignore_missing": false}}
+ *                 "input_type": "passage", "ignore_missing": false,
+ *                 "chunking": {"max_tokens": 256, "overlap_tokens": 0}}}   (optional: passages)
  * </pre>
  *
  * Asynchronous: the document's texts join the model's micro-batch on the plugin's thread pool,
@@ -104,7 +105,8 @@ public final class XlirEmbedProcessor extends AbstractProcessor {
                     ConfigurationUtils.readMap(TYPE, tag, config, "field_map"),
                     ConfigurationUtils.readStringProperty(TYPE, tag, config, "input_type", "passage"),
                     ConfigurationUtils.readBooleanProperty(TYPE, tag, config, "ignore_missing", false),
-                    ConfigurationUtils.readBooleanProperty(TYPE, tag, config, "check_index", true)
+                    ConfigurationUtils.readBooleanProperty(TYPE, tag, config, "check_index", true),
+                    ConfigurationUtils.readOptionalMap(TYPE, tag, config, "chunking")
                 );
             } catch (FieldEmbedder.ConfigException e) {
                 throw ConfigurationUtils.newConfigurationException(TYPE, tag, e.property(), e.getMessage());

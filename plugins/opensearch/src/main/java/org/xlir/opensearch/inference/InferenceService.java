@@ -8,6 +8,7 @@ import org.opensearch.common.util.concurrent.ThreadContext;
 import org.opensearch.core.action.ActionListener;
 import org.opensearch.core.concurrency.OpenSearchRejectedExecutionException;
 import org.opensearch.threadpool.ThreadPool;
+import org.xlir.core.Chunking;
 import org.xlir.core.Embedding;
 import org.xlir.core.FieldEmbedder;
 import org.xlir.core.Inference;
@@ -19,6 +20,7 @@ import org.xlir.core.OverloadedException;
 import org.xlir.core.XlirDefaults;
 
 import java.io.Closeable;
+import java.util.List;
 import java.util.concurrent.Executor;
 
 /**
@@ -71,6 +73,16 @@ public final class InferenceService implements Closeable, FieldEmbedder.BatchedE
         // the batch tasks run in an empty context: each listener restores its own
         try (ThreadContext.StoredContext ignored = threadContext.stashContext()) {
             inference.embedBatched(model, text, type, Listener.of(preserving::onResponse, preserving::onFailure));
+        }
+    }
+
+    /** {@code text}'s passages for the processor's {@code chunking}, in the caller's thread. */
+    @Override
+    public List<Chunking.Span> passages(String model, String text, Chunking.Settings settings) throws Exception {
+        try {
+            return inference.passages(model, text, settings);
+        } catch (Exception e) {
+            throw translate(e);
         }
     }
 

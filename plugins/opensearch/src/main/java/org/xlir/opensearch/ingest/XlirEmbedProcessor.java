@@ -87,7 +87,8 @@ public final class XlirEmbedProcessor extends AbstractProcessor {
                     ConfigurationUtils.readMap(TYPE, tag, config, "field_map"),
                     ConfigurationUtils.readStringProperty(TYPE, tag, config, "input_type", "passage"),
                     ConfigurationUtils.readBooleanProperty(TYPE, tag, config, "ignore_missing", false),
-                    ConfigurationUtils.readBooleanProperty(TYPE, tag, config, "check_index", true)
+                    ConfigurationUtils.readBooleanProperty(TYPE, tag, config, "check_index", true),
+                    ConfigurationUtils.readOptionalMap(TYPE, tag, config, "chunking")
                 );
             } catch (FieldEmbedder.ConfigException e) {
                 throw ConfigurationUtils.newConfigurationException(TYPE, tag, e.property(), e.getMessage());

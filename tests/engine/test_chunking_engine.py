@@ -1,0 +1,117 @@
+"""`xlir_embed` with `chunking`, on both engines: the node cuts the passages the Python chunker
+cuts (`tests/data/chunking_golden.json`, the default model's real tokenizer) and writes each
+the vector the Python encoder gives it; bad long documents fail alone.
+
+Documents go through `_ingest/pipeline/_simulate` (the pipeline inline, nothing indexed), so the
+processor's output is read as it leaves the processor."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.engine.conftest import cosines
+from tests.engine.test_es_plugin_engine import e5_export
+from xlir_plugin.chunking import Chunker, ChunkSettings
+from xlir_plugin.encoder import OnnxEncoder
+from xlir_plugin.engine import EngineError, engine_model
+from xlir_plugin.engine_install import install_model, remove_model
+from xlir_plugin.engines import engine_of
+
+GOLDEN = json.loads((Path(__file__).parents[1] / "data" / "chunking_golden.json").read_text())
+ENGINES = ["elasticsearch", "opensearch"]
+
+
+@pytest.fixture(scope="module")
+def export() -> Path:
+    return e5_export()
+
+
+@pytest.fixture(scope="module")
+def encoder(export) -> OnnxEncoder:
+    return OnnxEncoder(export, threads=2)
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def node(request, export):
+    """(client, model name) on each engine's session node, the default int8 model installed."""
+    client = request.getfixturevalue("es" if request.param == "elasticsearch" else "opensearch")
+    settings = request.getfixturevalue(
+        "es_settings" if request.param == "elasticsearch" else "opensearch_settings"
+    )
+    name = f"xlir-test-chunk-{uuid.uuid4().hex[:8]}"
+    install_model(export, name, settings, future_nodes=False)
+    deadline = time.monotonic() + 30
+    while True:  # the plugin picks a new model up within 2 s
+        try:
+            engine_model(client, name)
+            break
+        except EngineError:
+            assert time.monotonic() < deadline, f"the plugin did not pick up {name}"
+            time.sleep(0.5)
+    yield client, name
+    remove_model(name, settings, future_nodes=False)
+
+
+def simulate(client, model: str, chunking: dict, docs: list[dict]) -> list[dict]:
+    """Each document as the processor leaves it (`{"doc": ...}`) or its error (`{"error": ...}`)."""
+    processor = {"model": model, "field_map": {"text": "passages"}, "chunking": chunking}
+    body = {
+        "pipeline": {"processors": [{"xlir_embed": processor}]},
+        "docs": [{"_index": "docs", "_id": str(i), "_source": d} for i, d in enumerate(docs)],
+    }
+    resp = engine_of(client).request(client, "POST", "/_ingest/pipeline/_simulate", body, None)
+    return resp["docs"]
+
+
+def spans(result: dict) -> list[list[int]]:
+    return [[p["start"], p["end"]] for p in result["doc"]["_source"]["passages"]]
+
+
+@pytest.mark.slow
+def test_chunking_engine_cuts_the_golden_passages_with_the_python_vectors(node, encoder):
+    client, model = node
+    texts = GOLDEN["texts"]
+    settings = sorted({(c["max_tokens"], c["overlap_tokens"]) for c in GOLDEN["cases"]})
+    compared = 0
+    for max_tokens, overlap in settings:
+        cases = [
+            c
+            for c in GOLDEN["cases"]
+            if (c["max_tokens"], c["overlap_tokens"]) == (max_tokens, overlap)
+        ]
+        chunking = {"max_tokens": max_tokens, "overlap_tokens": overlap}
+        results = simulate(client, model, chunking, [{"text": texts[c["name"]]} for c in cases])
+        for case, result in zip(cases, results, strict=True):
+            assert "error" not in result, (case["name"], result)
+            assert spans(result) == case["passages"], (case["name"], max_tokens, overlap)
+            compared += 1
+        if (max_tokens, overlap) == settings[0]:  # the vectors, once per text
+            for case, result in zip(cases, results, strict=True):
+                text = texts[case["name"]]
+                passages = result["doc"]["_source"]["passages"]
+                got = np.asarray([p["embedding"] for p in passages], dtype=np.float32)
+                want = encoder.encode_passages([text[p["start"] : p["end"]] for p in passages])
+                assert cosines(got, want).min() >= 0.9999, case["name"]
+    assert compared == len(GOLDEN["cases"])
+
+
+@pytest.mark.slow
+def test_chunking_engine_long_and_bad_documents_fail_alone(node, encoder, export):
+    """A 100k-character line without a boundary is cut like the Python chunker cuts it; empty,
+    whitespace-only and non-string texts are per-document errors; markup is text."""
+    client, model = node
+    line = "=" * 100_000  # 6,251 tokens: 25 passages of 256
+    docs = [{"text": line}, {"text": ""}, {"text": " \n\t "}, {"text": 7}, {"text": "<p></p>"}]
+    results = simulate(client, model, {"max_tokens": 256, "overlap_tokens": 0}, docs)
+    chunker = Chunker(export / "tokenizer.json", ChunkSettings(256))
+    assert spans(results[0]) == [list(s) for s in chunker.spans(line)]
+    assert len(spans(results[0])) == 25
+    for bad in results[1:4]:
+        assert "error" in bad and "xlir_embed" in json.dumps(bad["error"]), bad
+    assert spans(results[4]) == [[0, 7]]
