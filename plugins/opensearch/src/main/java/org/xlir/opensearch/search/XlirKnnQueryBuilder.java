@@ -50,6 +50,8 @@ public final class XlirKnnQueryBuilder extends AbstractQueryBuilder<XlirKnnQuery
     static final ParseField K = new ParseField("k");
     static final ParseField FILTER = new ParseField("filter");
     static final ParseField INPUT_TYPE = new ParseField("input_type");
+    /** k-NN's option for a nested field: score every passage of the documents found (inner_hits). */
+    static final ParseField EXPAND_NESTED_DOCS = new ParseField("expand_nested_docs");
 
     private final String field;
     private final String text;
@@ -57,6 +59,7 @@ public final class XlirKnnQueryBuilder extends AbstractQueryBuilder<XlirKnnQuery
     private final int k;
     private final QueryBuilder filter;
     private final InputType inputType;
+    private final boolean expandNestedDocs;
     private final Supplier<InferenceService> service;
     /** Set once the rewrite's async action has embedded the text; null before the rewrite. */
     private final Supplier<float[]> vector;
@@ -68,9 +71,10 @@ public final class XlirKnnQueryBuilder extends AbstractQueryBuilder<XlirKnnQuery
         int k,
         QueryBuilder filter,
         InputType inputType,
+        boolean expandNestedDocs,
         Supplier<InferenceService> service
     ) {
-        this(field, text, model, k, filter, inputType, service, null);
+        this(field, text, model, k, filter, inputType, expandNestedDocs, service, null);
     }
 
     private XlirKnnQueryBuilder(
@@ -80,6 +84,7 @@ public final class XlirKnnQueryBuilder extends AbstractQueryBuilder<XlirKnnQuery
         int k,
         QueryBuilder filter,
         InputType inputType,
+        boolean expandNestedDocs,
         Supplier<InferenceService> service,
         Supplier<float[]> vector
     ) {
@@ -98,6 +103,7 @@ public final class XlirKnnQueryBuilder extends AbstractQueryBuilder<XlirKnnQuery
         this.k = k;
         this.filter = filter;
         this.inputType = Objects.requireNonNull(inputType);
+        this.expandNestedDocs = expandNestedDocs;
         this.service = service;
         this.vector = vector;
     }
@@ -110,6 +116,7 @@ public final class XlirKnnQueryBuilder extends AbstractQueryBuilder<XlirKnnQuery
         this.k = in.readVInt();
         this.filter = in.readOptionalNamedWriteable(QueryBuilder.class);
         this.inputType = InputType.parse(in.readString());
+        this.expandNestedDocs = in.readBoolean();
         this.service = service;
         this.vector = null;
     }
@@ -125,6 +132,7 @@ public final class XlirKnnQueryBuilder extends AbstractQueryBuilder<XlirKnnQuery
         out.writeVInt(k);
         out.writeOptionalNamedWriteable(filter);
         out.writeString(inputType.toString());
+        out.writeBoolean(expandNestedDocs);
     }
 
     public static XlirKnnQueryBuilder fromXContent(XContentParser parser, Supplier<InferenceService> service) throws IOException {
@@ -134,6 +142,7 @@ public final class XlirKnnQueryBuilder extends AbstractQueryBuilder<XlirKnnQuery
         Integer k = null;
         QueryBuilder filter = null;
         String inputType = null;
+        boolean expandNestedDocs = false;
         float boost = DEFAULT_BOOST;
         String queryName = null;
         String current = null;
@@ -150,6 +159,7 @@ public final class XlirKnnQueryBuilder extends AbstractQueryBuilder<XlirKnnQuery
                     case "model" -> model = parser.text();
                     case "k" -> k = parser.intValue();
                     case "input_type" -> inputType = parser.text();
+                    case "expand_nested_docs" -> expandNestedDocs = parser.booleanValue();
                     case "boost" -> boost = parser.floatValue();
                     case "_name" -> queryName = parser.text();
                     default -> throw new ParsingException(parser.getTokenLocation(), "[" + NAME + "] does not support [" + current + "]");
@@ -167,7 +177,7 @@ public final class XlirKnnQueryBuilder extends AbstractQueryBuilder<XlirKnnQuery
         XlirKnnQueryBuilder builder;
         try {
             InputType type = inputType == null ? InputType.QUERY : InputType.parse(inputType);
-            builder = new XlirKnnQueryBuilder(field, text, model, k, filter, type, service);
+            builder = new XlirKnnQueryBuilder(field, text, model, k, filter, type, expandNestedDocs, service);
         } catch (IllegalArgumentException e) {
             throw new ParsingException(parser.getTokenLocation(), e.getMessage(), e);
         }
@@ -186,6 +196,9 @@ public final class XlirKnnQueryBuilder extends AbstractQueryBuilder<XlirKnnQuery
         }
         if (inputType != InputType.QUERY) {
             builder.field(INPUT_TYPE.getPreferredName(), inputType.toString());
+        }
+        if (expandNestedDocs) {
+            builder.field(EXPAND_NESTED_DOCS.getPreferredName(), true);
         }
         printBoostAndQueryName(builder);
         builder.endObject();
@@ -206,7 +219,8 @@ public final class XlirKnnQueryBuilder extends AbstractQueryBuilder<XlirKnnQuery
             embedded.set(result.vectors()[0]);
             listener.onResponse(null);
         }, listener::onFailure)));
-        return new XlirKnnQueryBuilder(field, text, model, k, filter, inputType, service, embedded::get).boost(boost).queryName(queryName);
+        return new XlirKnnQueryBuilder(field, text, model, k, filter, inputType, expandNestedDocs, service, embedded::get).boost(boost)
+            .queryName(queryName);
     }
 
     /** The k-NN plugin's {@code knn} query for {@code v}, parsed through the node's query registry. */
@@ -242,6 +256,9 @@ public final class XlirKnnQueryBuilder extends AbstractQueryBuilder<XlirKnnQuery
         if (filter != null) {
             json.field("filter", filter);
         }
+        if (expandNestedDocs) {
+            json.field(EXPAND_NESTED_DOCS.getPreferredName(), true);
+        }
         json.field("boost", boost);
         if (queryName != null) {
             json.field("_name", queryName);
@@ -263,12 +280,13 @@ public final class XlirKnnQueryBuilder extends AbstractQueryBuilder<XlirKnnQuery
             && k == other.k
             && Objects.equals(filter, other.filter)
             && inputType == other.inputType
+            && expandNestedDocs == other.expandNestedDocs
             && Objects.equals(vector, other.vector);
     }
 
     @Override
     protected int doHashCode() {
-        return Objects.hash(field, text, model, k, filter, inputType, vector);
+        return Objects.hash(field, text, model, k, filter, inputType, expandNestedDocs, vector);
     }
 
     @Override

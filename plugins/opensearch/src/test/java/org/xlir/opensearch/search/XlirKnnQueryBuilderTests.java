@@ -117,6 +117,25 @@ class XlirKnnQueryBuilderTests {
     }
 
     @Test
+    void expandNestedDocsReachesTheKnnQueryAndRoundTrips() throws IOException {
+        String nested = """
+            {"xlir_knn": {"field": "passages.embedding", "text": "t", "model": "default", "k": 5,
+                          "expand_nested_docs": true}}""";
+        XlirKnnQueryBuilder q = (XlirKnnQueryBuilder) parse(nested);
+        assertTrue(json(q.knnJson(new float[] { 1f })).contains("\"expand_nested_docs\":true"));
+        XContentBuilder out = XContentFactory.jsonBuilder();
+        q.toXContent(out, ToXContent.EMPTY_PARAMS);
+        assertEquals(q, parse(json(out)));
+        try (BytesStreamOutput stream = new BytesStreamOutput()) {
+            stream.writeNamedWriteable(q);
+            try (NamedWriteableAwareStreamInput in = new NamedWriteableAwareStreamInput(stream.bytes().streamInput(), WRITEABLES)) {
+                assertEquals(q, in.readNamedWriteable(QueryBuilder.class));
+            }
+        }
+        assertTrue(json(((XlirKnnQueryBuilder) parse(QUERY)).knnJson(new float[] { 1f })).contains("expand") == false);
+    }
+
+    @Test
     void aNodeWithoutKnnGetsAClearError() throws IOException {
         XlirKnnQueryBuilder q = (XlirKnnQueryBuilder) parse(QUERY);
         IllegalStateException e = assertThrows(IllegalStateException.class, () -> q.knnQuery(new float[] { 1f }, XCONTENT));
