@@ -60,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     from ..serve.limits import Limits
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    for chatty in ("elastic_transport", "opensearch"):  # a line per engine request at INFO
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     start = time.monotonic()
     limits = Limits(**{name: getattr(args, name) for name in Limits.__dataclass_fields__})
     if limits.max_request_texts > limits.max_queue_texts:

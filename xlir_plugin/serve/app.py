@@ -158,7 +158,10 @@ async def search(served: Served, request: Request) -> Response:
     try:
         lang_filter(opts["mode"], opts["lang"], opts["targets"])  # bad modes fail first
         es = await run_in_threadpool(served.cluster.client)
-        meta = await run_in_threadpool(cached_meta, es, req.index)
+        try:
+            meta = await run_in_threadpool(cached_meta, es, req.index)
+        except InputError as exc:  # missing, or not made by xlir
+            raise ApiError(422, str(exc), "index_not_usable") from None
         check_meta(req.index, meta, served.encoder.manifest)
         vectors, _ = await served.embed([req.text], "query")
         hybrid_text = req.text if req.hybrid else None

@@ -54,11 +54,15 @@ class Cluster:
         """Whether the engine answers now, and a line saying so (for `/ready`)."""
         try:
             client = self.client()
-            client.info()
+            client.cluster.health()  # both clients have it; `GET /` may be refused (405)
         except ApiError as exc:
             return False, exc.message
-        except Exception as exc:  # a connection error of either client
-            return False, f"the search engine is not reachable: {type(exc).__name__}"
+        except Exception as exc:  # a connection or API error of either client
+            status = getattr(getattr(exc, "meta", None), "status", None) or getattr(
+                exc, "status_code", None
+            )
+            reason = type(exc).__name__ + (f" (HTTP {status})" if status else "")
+            return False, f"the search engine is not reachable: {reason}"
         return True, f"{self.describe()} reachable"
 
     def close(self) -> None:
