@@ -97,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
         args.host,
         args.port,
     )
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not keys.enabled:
+        log.warning("listening on %s without API keys: anyone who reaches it may use it", args.host)
     # uvicorn re-raises the signal it caught once it has shut down; with this handler in
     # place the process then exits 0 after a clean SIGTERM shutdown instead of dying by it
     signal.signal(signal.SIGTERM, lambda *_: None)
