@@ -54,14 +54,19 @@ class Server:
 
 
 def start(
-    command: list[str], port: int, log: Path, env: dict | None = None, timeout: float = 60
+    command: list[str],
+    port: int,
+    log: Path,
+    env: dict | None = None,
+    timeout: float = 60,
+    cwd: Path = REPO_ROOT,
 ) -> Server:
-    """Run `command` (which listens on `port`) and wait until `/health` answers 200."""
+    """Run `command` (which listens on `port`) in `cwd` and wait until `/health` answers 200."""
     begin = time.monotonic()
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             command,
-            cwd=REPO_ROOT,
+            cwd=cwd,
             env={**os.environ, "PYTHONPATH": str(REPO_ROOT), **(env or {})},
             stdout=out,
             stderr=subprocess.STDOUT,

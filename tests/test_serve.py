@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shlex
 import subprocess
 import threading
 import time
@@ -20,7 +21,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import REPO_ROOT
-from tests.serve_process import start_xlir
+from tests.serve_process import free_port, start, start_xlir
 from xlir_plugin.encoder import OnnxEncoder
 from xlir_plugin.models import resolve_served_model
 from xlir_plugin.serve.auth import KeyCheck, load_keys
@@ -279,6 +280,30 @@ def test_readme_openai_example_runs_as_written(server, tmp_path):
     assert done.returncode == 0, done.stderr
     count, dims, tokens = done.stdout.split()
     assert (count, dims) == ("2", "384") and int(tokens) > 10
+
+
+def test_readme_serve_command_runs_as_written(tmp_path):
+    """The README's `xlir serve` line in a directory laid out as it assumes (`.venv`, a
+    `keys.txt`), on a free port: loopback only, the key required, a clean SIGTERM stop."""
+    line = readme_block("bash", "xlir serve --model default").strip().split("  #")[0]
+    port = free_port()
+    command = [str(port) if word == "8000" else word for word in shlex.split(line)]
+    (tmp_path / ".venv").symlink_to(REPO_ROOT / ".venv")
+    (tmp_path / "keys.txt").write_text(FILE_KEY + "\n")
+    server = start(command, port, tmp_path / "serve.log", {"XLIR_API_KEYS": ""}, cwd=tmp_path)
+    try:
+        client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=FILE_KEY, max_retries=0)
+        assert len(client.embeddings.create(model="default", input="ok").data) == 1
+        assert post(server, "/v1/embeddings", {"input": "ok"}, key=None).status_code == 401
+        assert "127.0.0.1" in server.output() and "1 key(s)" in server.output()
+    finally:
+        assert server.stop() == 0, server.output()
+
+
+def test_loopback_is_the_default_host():
+    from xlir_plugin.cli import build_parser
+
+    assert build_parser().parse_args(["serve"]).host == "127.0.0.1"
 
 
 # -- backpressure and shutdown (servers of their own) -----------------------------------------
