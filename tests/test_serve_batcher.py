@@ -84,7 +84,7 @@ def test_a_full_queue_refuses_and_close_drains(encoder):
         batcher = Batcher(recording, limits, Metrics())
         await batcher.start()
         first = asyncio.ensure_future(batcher.submit(recording.tokenize(TEXTS[:6])))
-        while batcher._pending:  # the worker takes it (and works 20 ms): the queue empties
+        while not recording.calls:  # the worker took it (and works 20 ms): the queue is empty
             await asyncio.sleep(0.001)
         queued = asyncio.ensure_future(batcher.submit(recording.tokenize(TEXTS[6:12])))
         await asyncio.sleep(0)
