@@ -101,6 +101,8 @@ def test_search_returns_what_xlir_search_prints(server, engine_env, small_index)
         ({"mode": "cross"}, 400, "invalid_search"),  # cross needs targets
         ({"mode": "galactic"}, 400, "invalid_search"),
         ({"k": "ten"}, 400, "invalid_k"),
+        ({"rescore": "lots"}, 400, "invalid_rescore"),
+        ({"num_candidates": 20_000}, 400, "invalid_search"),
         ({"text": ""}, 400, "invalid_text"),
         ({"index": "xlir-test-no-such-index"}, 422, "index_not_usable"),
         ({"model": "other-model"}, 404, "model_not_found"),

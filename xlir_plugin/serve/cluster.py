@@ -14,6 +14,8 @@ from ..engines import Client
 from ..errors import XlirError
 from .api_errors import ApiError
 
+PROBE_TIMEOUT_S = 2.0
+
 
 class Cluster:
     """A lazily connected client; `client()` raises ApiError 503 when there is none."""
@@ -53,8 +55,7 @@ class Cluster:
     def reachable(self) -> tuple[bool, str]:
         """Whether the engine answers now, and a line saying so (for `/ready`)."""
         try:
-            client = self.client()
-            client.cluster.health()  # both clients have it; `GET /` may be refused (405)
+            _health(self.client())
         except ApiError as exc:
             return False, exc.message
         except Exception as exc:  # a connection or API error of either client
@@ -70,3 +71,12 @@ class Cluster:
             if self._client is not None:
                 self._client.close()
                 self._client = None
+
+
+def _health(client: Client) -> None:
+    """`_cluster/health` (`GET /` may be refused: 405 on the local node) within a probe's
+    time: a hung engine must not hold `/ready` for the client's 60 s and retries."""
+    if hasattr(client, "options"):  # Elasticsearch
+        client.options(request_timeout=PROBE_TIMEOUT_S, max_retries=0).cluster.health()
+    else:  # opensearch-py takes it per call
+        client.cluster.health(request_timeout=PROBE_TIMEOUT_S)

@@ -119,6 +119,9 @@ def parse_search(body: dict[str, Any], limits: Limits, default_index: str | None
         value = options[name]
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
             raise _invalid(name, f"`{name}` must be an integer")
+    rescore = options["rescore"]
+    if rescore is not None and not isinstance(rescore, (bool, int, float)):
+        raise _invalid("rescore", "`rescore` must be true, false or an oversample factor")
     if options["filter"] is not None and not isinstance(options["filter"], (dict, list)):
         raise _invalid("filter", "`filter` must be a query clause or a list of them")
     hybrid = body.get("hybrid", False)
