@@ -22,7 +22,7 @@ def register(verbs: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--model", default="default", help="exported model dir, or `default`")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
     parser.add_argument("--threads", type=int, help="onnxruntime threads (default: all cores)")
     parser.add_argument(
         "--api-key-file", help="bearer keys, one a line (also XLIR_API_KEYS, comma-separated)"
