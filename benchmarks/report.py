@@ -60,6 +60,15 @@ FIGURES = (
     ("first_batch_s", "first batch (s)"),
     ("cosine_vs_fp32", "cos vs fp32"),
     ("same_top10", "same top-10"),
+    ("in_process_p50_ms", "in-process p50 (ms)"),
+    ("passages_per_s_1", "passages/s 1 client"),
+    ("passages_per_s_8", "passages/s 8 clients"),
+    ("passages_per_s_32", "passages/s 32 clients"),
+    ("server_rss_mb", "server RSS (MB)"),
+    ("server_peak_rss_mb", "server peak RSS (MB)"),
+    ("cos_vs_in_process", "cos vs in-process"),
+    ("cos_vs_xlir_serve", "cos vs xlir serve"),
+    ("startup_s", "startup (s)"),
     ("load", "load avg (1 min)"),
 )
 #: a group whose rows all carry this figure compares it (lower is better) instead of time

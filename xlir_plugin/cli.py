@@ -17,7 +17,7 @@ from .errors import XlirError
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="xlir",
-        description="Cross-lingual retrieval on Elasticsearch: index, search, evaluate, demo.",
+        description="Cross-lingual retrieval on Elasticsearch: index, search, evaluate, demo, serve.",
     )
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
     for register in commands.REGISTRY:

@@ -181,22 +181,10 @@ class OnnxEncoder:
         Truncated texts are counted in `last_truncated` and, unless `warn=False` (callers
         that aggregate, like ingest), logged once per call.
         """
-        texts = _check_texts(texts)
-        settings = self.manifest.encoder
-        prefix = {"query": settings.query_prefix, "passage": settings.passage_prefix, "raw": ""}
-        if kind not in prefix:
-            raise InputError(f"kind must be 'query', 'passage' or 'raw', got {kind!r}")
         self.last_truncated = 0
-        if not texts:
+        encodings = self.tokenize(texts, kind)
+        if not encodings:
             return np.zeros((0, self.dim), dtype=np.float32)
-        if prefix[kind]:
-            texts = [prefix[kind] + t for t in texts]
-
-        # one text (a query): no batch machinery (tokenizers' thread pool wakes for a batch)
-        if len(texts) == 1:
-            encodings = [self.tokenizer.encode(texts[0])]
-        else:
-            encodings = self.tokenizer.encode_batch(texts)
         long = [i for i, e in enumerate(encodings) if e.overflowing]
         if long and self.long_text == "error":
             shown = ", ".join(map(str, long[:10])) + (" ..." if len(long) > 10 else "")
@@ -233,6 +221,28 @@ class OnnxEncoder:
         if self.manifest.encoder.normalize:
             out = _l2_normalize(out)
         return out
+
+    def tokenize(self, texts: Sequence[str], kind: Kind = "passage") -> list:
+        """The encodings `encode` embeds (`kind`'s prefix, cut at max_length, the rest in
+        `overflowing`): a server counts and batches tokens before `embed_tokenized`."""
+        texts = _check_texts(texts)
+        settings = self.manifest.encoder
+        prefix = {"query": settings.query_prefix, "passage": settings.passage_prefix, "raw": ""}
+        if kind not in prefix:
+            raise InputError(f"kind must be 'query', 'passage' or 'raw', got {kind!r}")
+        if prefix[kind]:
+            texts = [prefix[kind] + t for t in texts]
+        # one text (a query): no batch machinery (tokenizers' thread pool wakes for a batch)
+        if len(texts) <= 1:
+            return [self.tokenizer.encode(t) for t in texts]
+        return self.tokenizer.encode_batch(texts)
+
+    def embed_tokenized(self, encodings: list) -> np.ndarray:
+        """Vectors of `tokenize`'s encodings, truncated (what `encode` gives with "truncate"),
+        whatever encodings of other requests they are run with."""
+        if not encodings:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return self._embed_encodings(encodings)
 
     def __repr__(self) -> str:
         return (

@@ -1,6 +1,6 @@
 """One module per `xlir` verb; each adds its parser with `register(verbs)`."""
 
-from . import demo, es, eval, index, model, opensearch, search
+from . import demo, es, eval, index, model, opensearch, search, serve
 
 REGISTRY = [
     es.register,
@@ -10,4 +10,5 @@ REGISTRY = [
     eval.register,
     demo.register,
     model.register,
+    serve.register,
 ]
