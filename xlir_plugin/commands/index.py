@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ..connection_flags import add_es_flags, es_from_args
+from ..errors import InputError
 from ..ingest import BATCH_SIZE
 from ..schema import default_index_spec
 
@@ -46,6 +47,22 @@ def register(verbs: argparse._SubParsersAction) -> None:
         help="embed inside Elasticsearch (the xlir plugin): --model names the installed model "
         "(a dir or `default` is installed first); no encoding here",
     )
+    parser.add_argument(
+        "--chunk-tokens",
+        type=int,
+        metavar="N",
+        help="long documents: cut each text into passages of at most N model tokens, one "
+        "vector each (a nested `passages` field; a hit is the document with its best passages; "
+        "256 is what results/long-documents.md measured). Default: one vector per document, "
+        "truncated at the model's max length",
+    )
+    parser.add_argument(
+        "--chunk-overlap",
+        type=int,
+        default=0,
+        metavar="M",
+        help="with --chunk-tokens: tokens shared by consecutive passages (default 0; < N/2)",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     add_es_flags(parser)
     parser.set_defaults(handler=run)
@@ -57,7 +74,16 @@ def run(args: argparse.Namespace) -> int:
     es = es_from_args(args)
     failures = args.failures or args.input.with_name(args.input.name + ".failures.jsonl")
     options = parse_index_options(args.index_options)
+    chunking = None
+    if args.chunk_tokens is not None:
+        from ..chunking import ChunkSettings
+
+        chunking = ChunkSettings(args.chunk_tokens, args.chunk_overlap)
+    elif args.chunk_overlap:
+        raise InputError("--chunk-overlap needs --chunk-tokens")
     if args.in_engine:
+        if chunking is not None:
+            raise InputError("--chunk-tokens is a client-side option for now (not --in-engine)")
         report = run_in_engine(es, args, failures, options)
     else:
         from ..encoder import OnnxEncoder
@@ -74,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
             pipeline=args.pipeline,
             failures_path=failures,
             index_options=options,
+            chunking=chunking,
         )
     print(json.dumps(report.as_dict()) if args.json else report.summary())
     return 1 if report.failed else 0

@@ -28,7 +28,7 @@ from opensearchpy.exceptions import (
 from opensearchpy.exceptions import ConnectionError as OsConnectionError
 
 from ..errors import ConnectionFailed, InputError
-from ..schema import VECTOR_FIELD
+from ..schema import PASSAGES_FIELD, VECTOR_FIELD
 from .base import EngineApiError, EngineUnreachable, Filters, Json, checked, msearch_lines
 
 #: XLIR's similarity names -> the k-NN plugin's space types (lucene supports these three)
@@ -145,6 +145,20 @@ class OpenSearchEngine:
         if filters:
             knn["filter"] = {"bool": {"filter": list(filters)}}
         return {"knn": {VECTOR_FIELD: knn}}
+
+    def nested_knn(
+        self, vector: list[float], k: int, n: int, filters: Filters, rescore, inner: Json
+    ) -> Json:
+        """A `nested` query around the k-NN `knn` query on `passages.embedding` (a document
+        scores as its best passage: `score_mode` max); the filter on the documents' own
+        fields stays inside the `knn` clause, where k-NN applies it to the parents.
+        `expand_nested_docs` (k-NN 2.19+): score every passage of the documents found, so
+        `inner_hits` names more than the one passage that found the document."""
+        knn = self.knn_clause(vector, k, n, filters, rescore)["knn"][VECTOR_FIELD]
+        knn["expand_nested_docs"] = True
+        query = {"knn": {f"{PASSAGES_FIELD}.{VECTOR_FIELD}": knn}}
+        nested = {"path": PASSAGES_FIELD, "query": query, "score_mode": "max", "inner_hits": inner}
+        return {"query": {"nested": nested}}
 
     def create_index(
         self, es: OpenSearch, name: str, mappings: dict[str, Any], settings: dict[str, Any]
