@@ -16,15 +16,26 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .chunking import ChunkSettings
 from .engines import Client, EngineApiError, TextQuery, engine_of
 from .errors import InputError, XlirError
 from .index import cached_meta, ensure_index
 from .manifest import EncoderSettings, Manifest
-from .schema import VECTOR_FIELD, check_meta
+from .schema import PASSAGES_FIELD, VECTOR_FIELD, check_meta
 
 PROCESSOR = "xlir_embed"
 TRUNCATED_FIELD = f"{VECTOR_FIELD}_truncated"
-ENGINE_MAPPINGS = {TRUNCATED_FIELD: {"type": "boolean"}}
+
+
+def target_field(chunking: ChunkSettings | None) -> str:
+    """Where `xlir_embed` writes: `embedding`, or the nested `passages` of a chunked index."""
+    return PASSAGES_FIELD if chunking else VECTOR_FIELD
+
+
+def engine_mappings(chunking: ChunkSettings | None) -> dict[str, Any]:
+    """The processor's truncation flag (`<target>_truncated`: a text, or one of its
+    passages, cut at the model's max length)."""
+    return {f"{target_field(chunking)}_truncated": {"type": "boolean"}}
 
 
 class EngineError(XlirError):
@@ -134,24 +145,37 @@ def engine_model(es: Client, name: str) -> EngineModel:
 # -- ingest -------------------------------------------------------------------------------------
 
 
-def pipeline_id(model: str) -> str:
+def pipeline_id(model: str, chunking: ChunkSettings | None = None) -> str:
+    """`xlir-<model>`; a chunked index's pipeline names its settings (`-passages-N-M`)."""
+    if chunking:
+        return f"xlir-{model}-passages-{chunking.max_tokens}-{chunking.overlap_tokens}"
     return f"xlir-{model}"
 
 
 def pipeline_processors(
-    model: str, field_map: dict[str, str] | None = None, input_type: str = "passage"
+    model: str,
+    field_map: dict[str, str] | None = None,
+    input_type: str = "passage",
+    chunking: ChunkSettings | None = None,
 ) -> list[dict[str, Any]]:
-    """The pipeline's processors: `text` -> `embedding` with the model's passage prefix."""
-    options = {"model": model, "field_map": field_map or {"text": VECTOR_FIELD}}
+    """The pipeline's processors: `text` -> `embedding` with the model's passage prefix (with
+    `chunking`: -> one `{start, end, embedding}` per passage in `passages`)."""
+    options = {"model": model, "field_map": field_map or {"text": target_field(chunking)}}
+    if chunking:
+        options["chunking"] = {
+            "max_tokens": chunking.max_tokens,
+            "overlap_tokens": chunking.overlap_tokens,
+        }
     return [{PROCESSOR: options | {"input_type": input_type}}]
 
 
-def put_pipeline(es: Client, model: str) -> str:
-    """Create (or update) the pipeline `xlir-<model>`; return its id."""
-    pipeline = pipeline_id(model)
-    description = f"xlir: embed `text` into `{VECTOR_FIELD}` with model {model}"
+def put_pipeline(es: Client, model: str, chunking: ChunkSettings | None = None) -> str:
+    """Create (or update) the pipeline `pipeline_id(model, chunking)`; return its id."""
+    pipeline = pipeline_id(model, chunking)
+    description = f"xlir: embed `text` into `{target_field(chunking)}` with model {model}"
+    processors = pipeline_processors(model, chunking=chunking)
     try:
-        engine_of(es).put_pipeline(es, pipeline, description, pipeline_processors(model))
+        engine_of(es).put_pipeline(es, pipeline, description, processors)
     except EngineApiError as exc:
         raise EngineError(
             f"cannot create ingest pipeline {pipeline!r}: {error_reason(exc)}"
@@ -164,14 +188,20 @@ def ensure_engine_index(
     index: str,
     model: EngineModel,
     index_options: dict[str, Any] | str | None = None,
+    chunking: ChunkSettings | None = None,
 ) -> dict[str, Any]:
     """An index stamped for the model whose `default_pipeline` embeds with it; return the stamp.
 
-    An existing index must have been made for the same model (ModelMismatch otherwise)."""
-    meta = ensure_index(es, index, model.manifest, index_options, extra_mappings=ENGINE_MAPPINGS)
+    An existing index must have been made for the same model and chunking (ModelMismatch
+    otherwise)."""
+    extra = engine_mappings(chunking)
+    meta = ensure_index(
+        es, index, model.manifest, index_options, chunking=chunking, extra_mappings=extra
+    )
     engine = engine_of(es)
-    engine.put_properties(es, index, ENGINE_MAPPINGS)
-    engine.put_settings(es, index, {"index.default_pipeline": put_pipeline(es, model.name)})
+    engine.put_properties(es, index, extra)
+    pipeline = put_pipeline(es, model.name, chunking)
+    engine.put_settings(es, index, {"index.default_pipeline": pipeline})
     return meta
 
 
@@ -182,17 +212,19 @@ def engine_ingest(
     source: Any,
     *,
     index_options: dict[str, Any] | str | None = None,
+    chunking: ChunkSettings | None = None,
     **kwargs: Any,
 ):
-    """Index raw documents (no vectors computed here) through the model's pipeline; the
-    report's `truncated` counts documents the engine marked as truncated."""
+    """Index raw documents (no vectors computed here) through the model's pipeline (with
+    `chunking`: the node cuts the passages); the report's `truncated` counts documents the
+    engine marked as truncated."""
     from .ingest import ingest
 
-    ensure_engine_index(es, index, model, index_options)
-    report = ingest(
-        es, index, None, source, pipeline=pipeline_id(model.name), in_engine=True, **kwargs
-    )
-    report.truncated = engine_of(es).count(es, index, {"term": {TRUNCATED_FIELD: True}})
+    ensure_engine_index(es, index, model, index_options, chunking)
+    pipeline = pipeline_id(model.name, chunking)
+    report = ingest(es, index, None, source, pipeline=pipeline, in_engine=True, **kwargs)
+    flag = {"term": {f"{target_field(chunking)}_truncated": True}}
+    report.truncated = engine_of(es).count(es, index, flag)
     return report
 
 
@@ -231,5 +263,6 @@ def engine_search(
     filters = _filters(mode, lang, targets, filter)
     meta = check_engine_index(es, index, model) if check else cached_meta(es, index)
     knn["index_type"] = (meta.get("index_options") or {}).get("type")
+    knn["chunked"] = bool(meta.get("chunking"))
     body = knn_body(TextQuery(model.name, text), k, filters=filters, engine=engine_of(es), **knn)
     return _search(es, index, body)

@@ -12,10 +12,18 @@ from __future__ import annotations
 import weakref
 from typing import Any
 
+from .chunking import ChunkSettings, check_chunking
 from .engines import Client, EngineApiError, engine_of, error_type
 from .errors import InputError, XlirError
 from .manifest import Manifest
-from .schema import META_KEY, VECTOR_FIELD, build_mappings, check_meta, parse_index_options
+from .schema import (
+    META_KEY,
+    VECTOR_FIELD,
+    build_mappings,
+    check_meta,
+    parse_index_options,
+    vector_property,
+)
 
 _META: weakref.WeakKeyDictionary[Client, dict[str, dict[str, Any]]] = weakref.WeakKeyDictionary()
 
@@ -39,8 +47,12 @@ def create_index(
     shards: int = 1,
     replicas: int = 0,
     similarity: str | None = None,
+    chunking: ChunkSettings | None = None,
 ) -> dict[str, Any]:
     """Create `name` for `manifest`'s model; return its `_meta.xlir` (with effective options).
+
+    chunking: a chunked index (`schema.passages_mapping`: one nested vector per passage),
+    its settings stamped in `_meta.xlir.chunking`.
 
     index_options: None gives XLIR's default (`schema.DEFAULT_INDEX_OPTIONS`: int8_hnsw, m 32,
     ef_construction 200, rescored with oversample 3, chosen for recall@10 >= .98; not the
@@ -49,7 +61,10 @@ def create_index(
     """
     engine = engine_of(es)
     options = parse_index_options(index_options)
-    mappings = build_mappings(manifest, options, extra_mappings, similarity, engine.vector_mapping)
+    stamp = chunking.stamp() if chunking else None
+    mappings = build_mappings(
+        manifest, options, extra_mappings, similarity, engine.vector_mapping, stamp
+    )
     try:
         engine.create_index(es, name, mappings, engine.index_settings(shards, replicas))
     except EngineApiError as exc:
@@ -67,16 +82,20 @@ def ensure_index(
     name: str,
     manifest: Manifest,
     index_options: dict[str, Any] | str | None = None,
+    chunking: ChunkSettings | None = None,
     **create_kwargs: Any,
 ) -> dict[str, Any]:
-    """Create `name` for the model if it does not exist, else check it was made for it."""
+    """Create `name` for the model if it does not exist, else check it was made for it (and
+    with the same chunking: `chunking.check_chunking`)."""
     if not index_exists(es, name):
         try:
-            return create_index(es, name, manifest, index_options, **create_kwargs)
+            return create_index(
+                es, name, manifest, index_options, chunking=chunking, **create_kwargs
+            )
         except InputError as exc:
             if "already exists" not in str(exc):  # lost a race with another writer: check it
                 raise
-    meta = check_index(es, name, manifest)
+    meta = check_index(es, name, manifest, chunking)
     wanted = parse_index_options(index_options)
     have = meta.get("index_options") or {}
     if wanted and have.get("type") != wanted["type"]:
@@ -101,11 +120,12 @@ def index_meta(es: Client, name: str) -> dict[str, Any]:
         raise InputError(f"{name!r} names {len(resp)} indexes; give exactly one index")
     mappings = next(iter(resp.values()))["mappings"]
     meta = (mappings.get("_meta") or {}).get(META_KEY)
-    vector = (mappings.get("properties") or {}).get(VECTOR_FIELD)
+    vector = vector_property(mappings.get("properties") or {})
     if not meta or not vector or vector.get("type") != engine.vector_type:
         raise InputError(
             f"index {name!r} was not created by xlir (no _meta.{META_KEY} stamp or no "
-            f"{VECTOR_FIELD!r} {engine.vector_type} field): use another index name"
+            f"{VECTOR_FIELD!r} {engine.vector_type} field, top-level or in nested "
+            "`passages`): use another index name"
         )
     live = engine.read_vector_mapping(vector)
     meta = dict(meta)
@@ -131,17 +151,21 @@ def forget_index(es: Client, index: str | None = None) -> None:
         _META.get(es, {}).pop(index, None)
 
 
-def check_index(es: Client, name: str, manifest: Manifest) -> dict[str, Any]:
-    """Return the index stamp when `name` was made for `manifest`'s model, else ModelMismatch."""
+def check_index(
+    es: Client, name: str, manifest: Manifest, chunking: ChunkSettings | None = None
+) -> dict[str, Any]:
+    """Return the index stamp when `name` was made for `manifest`'s model and these chunking
+    settings (None: one vector per document), else ModelMismatch."""
     meta = index_meta(es, name)
     check_meta(name, meta, manifest)
+    check_chunking(name, meta.get("chunking"), chunking)
     return meta
 
 
 def _vector_mapping(es: Client, name: str) -> dict[str, Any]:
     resp = engine_of(es).get_mapping(es, name)
     mappings = next(iter(resp.values()))["mappings"]
-    return mappings["properties"][VECTOR_FIELD]
+    return vector_property(mappings["properties"])
 
 
 def _reason(exc: EngineApiError) -> str:

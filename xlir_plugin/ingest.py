@@ -24,11 +24,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .bulk import RETRY_ON_STATUS, Backoff, chunks, pause_refresh, refresh_paused, send
+from .chunking import Chunker, ChunkSettings, check_chunking
 from .documents import Doc, Failure, InvalidDocument, count_documents, iter_documents, prepare
 from .engines import Client, EngineApiError, EngineUnreachable, engine_of
+from .errors import InputError
 from .index import check_index, ensure_index, index_meta
 from .ingest_report import IngestAborted, IngestReport, Ledger
-from .schema import VECTOR_FIELD, check_dims
+from .schema import PASSAGES_FIELD, VECTOR_FIELD, check_dims
 
 if TYPE_CHECKING:
     from .encoder import OnnxEncoder
@@ -38,6 +40,30 @@ log = logging.getLogger(__name__)
 Entry = tuple[int | None, str, dict[str, Any], "list[float] | None"]
 #: documents per encoder call: the window the encoder sorts by length
 BATCH_SIZE = 1024
+#: what a stored document has beyond its input: left out when comparing the two
+UNSTORED = [VECTOR_FIELD, f"{PASSAGES_FIELD}.{VECTOR_FIELD}"]
+
+
+def _texts(body: dict[str, Any]) -> list[str]:
+    """What the encoder embeds for a document: its passages when chunked, else its text."""
+    if PASSAGES_FIELD not in body:
+        return [body["text"]]
+    return [body["text"][p["start"] : p["end"]] for p in body[PASSAGES_FIELD]]
+
+
+def _chunk(body: dict[str, Any], vector: Any, chunker: Chunker) -> None:
+    """Give `body` its passages' offsets (their vectors come with the batch's encoding)."""
+    if vector is not None:
+        raise InvalidDocument(
+            f"a chunked index takes no precomputed `{VECTOR_FIELD}`: its passages are "
+            "embedded from `text`"
+        )
+    if PASSAGES_FIELD in body:
+        raise InvalidDocument(f"field `{PASSAGES_FIELD}` is reserved in a chunked index")
+    spans = chunker.spans(body["text"])
+    if not spans:
+        raise InvalidDocument("`text` has no tokens to embed")
+    body[PASSAGES_FIELD] = [{"start": a, "end": b} for a, b in spans]
 
 
 def _unchanged(es: Client, index: str, entries: list[Entry]) -> set[str]:
@@ -45,7 +71,7 @@ def _unchanged(es: Client, index: str, entries: list[Entry]) -> set[str]:
     When the lookup is refused (e.g. shards still recovering) nothing is skipped."""
     ids = [e[1] for e in entries]
     try:
-        response = engine_of(es).mget(es, index, ids, source_excludes=[VECTOR_FIELD])
+        response = engine_of(es).mget(es, index, ids, source_excludes=UNSTORED)
     except EngineApiError as exc:
         log.debug("cannot look up ids in %s (%s): encoding them all", index, exc)
         return set()
@@ -62,10 +88,12 @@ def _actions(
     ledger: Ledger,
     skip: Callable[[list[Entry]], set[str]] | None = None,
     in_engine: bool = False,
+    chunker: Chunker | None = None,
 ) -> Iterator[dict[str, Any]]:
     """Validate, embed in batches of `batch_size`, and yield bulk actions; `skip` names the
     documents (of those to be encoded) that are already indexed unchanged; `in_engine`: send
-    documents without a vector as they are (the index's pipeline embeds them)."""
+    documents without a vector as they are (the index's pipeline embeds them); `chunker`:
+    cut each text into passages, one vector each (a chunked index)."""
     batch: list[Entry] = []
 
     def flush() -> Iterator[dict[str, Any]]:
@@ -74,15 +102,19 @@ def _actions(
             if done:
                 batch[:] = [e for e in batch if e[3] is not None or e[1] not in done]
                 ledger.skipped(len(done))
-        texts = [body["text"] for _, _, body, vector in batch if vector is None]
+        texts = [t for _, _, body, vector in batch if vector is None for t in _texts(body)]
         if texts and not in_engine:
             started = time.perf_counter()
             vectors = iter(encoder.encode_passages(texts, warn=False))  # float32 rows
             with ledger.lock:
                 ledger.report.truncated += encoder.last_truncated
                 ledger.report.encode_seconds += time.perf_counter() - started
+                ledger.report.passages += len(texts) if chunker else 0
         for line, _id, body, vector in batch:
-            if vector is not None or not in_engine:
+            if chunker is not None:
+                for passage in body[PASSAGES_FIELD]:
+                    passage[VECTOR_FIELD] = next(vectors)
+            elif vector is not None or not in_engine:
                 body[VECTOR_FIELD] = vector if vector is not None else next(vectors)
             ledger.sent(_id, line)
             yield {"_op_type": "index", "_index": index, "_id": _id, "_source": body}
@@ -95,6 +127,8 @@ def _actions(
             continue
         try:
             _id, body, vector = prepare(record.source, dims)
+            if chunker is not None:
+                _chunk(body, vector, chunker)
         except InvalidDocument as exc:
             given = record.source.get("id") if isinstance(record.source, dict) else None
             ledger.fail(Failure(record.line, None if given is None else str(given), str(exc)))
@@ -172,6 +206,7 @@ def ingest(
     max_backoff: float = 30.0,
     skip_unchanged: bool = True,
     in_engine: bool = False,
+    chunking: ChunkSettings | None = None,
 ) -> IngestReport:
     """Embed and index `source` into `index`; return counts, failures and throughput.
 
@@ -189,15 +224,22 @@ def ingest(
     so does a `pipeline` (what it stores is its own output, and it runs again on every write).
     in_engine: documents without an `embedding` are sent as they are, for the index's
     `xlir_embed` pipeline to embed inside Elasticsearch (`engine.engine_ingest`).
+    chunking: cut each `text` into passages (`chunking.py`), one vector each, in the nested
+    field `passages`; the index must have been made with the same settings (or is made so).
     """
     started = time.perf_counter()
+    if chunking is not None and (encoder is None or in_engine or pipeline):
+        raise InputError("chunking in the client needs the encoder (not a pipeline)")
     if encoder is not None:
         if create:
-            meta = ensure_index(es, index, encoder.manifest, index_options)
+            meta = ensure_index(es, index, encoder.manifest, index_options, chunking)
         else:
-            meta = check_index(es, index, encoder.manifest)
+            meta = check_index(es, index, encoder.manifest, chunking)
     else:
         meta = index_meta(es, index)
+        if not in_engine:  # in the engine, the pipeline's processor checks its own chunking
+            check_chunking(index, meta.get("chunking"), None)
+    chunker = Chunker.for_encoder(encoder, chunking) if chunking else None
     dims = int(meta.get("mapping_dims") or meta["dims"])
     if encoder is not None:
         check_dims(index, meta, encoder.dim)
@@ -223,7 +265,17 @@ def ingest(
             return _unchanged(es, index, entries) if entries else set()
 
     actions = _in_background(
-        _actions(iter_documents(source), index, encoder, dims, batch_size, ledger, skip, in_engine),
+        _actions(
+            iter_documents(source),
+            index,
+            encoder,
+            dims,
+            batch_size,
+            ledger,
+            skip,
+            in_engine,
+            chunker,
+        ),
         depth=max(chunk_size, batch_size) * 2,
     )
     backoff = Backoff(max_retries, initial_backoff, max_backoff)

@@ -31,6 +31,7 @@ class IngestReport:
     retries: int = 0  # documents sent again after a 429/502/503/504
     retry_wait_seconds: float = 0.0  # time spent backing off before those retries
     truncated: int = 0
+    passages: int = 0  # a chunked index: passages embedded (one vector each)
     encode_seconds: float = 0.0
     seconds: float = 0.0
     failures: list[Failure] = field(default_factory=list)
@@ -60,6 +61,8 @@ class IngestReport:
                 f", {self.retries} retried after the cluster pushed back "
                 f"({self.retry_wait_seconds:.1f}s of backoff)"
             )
+        if self.passages:
+            text += f", {self.passages} passages embedded"
         if self.truncated:
             text += f", {self.truncated} truncated to the model's max length"
         if self.failed and self.failures_path:

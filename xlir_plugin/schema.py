@@ -17,6 +17,8 @@ from .errors import InputError, ModelMismatch
 from .manifest import Manifest
 
 VECTOR_FIELD = "embedding"
+#: a chunked index's nested field: one {start, end, embedding} per passage of `text`
+PASSAGES_FIELD = "passages"
 META_KEY = "xlir"
 META_VERSION = 1
 #: right for normalized and unnormalized vectors alike (Elasticsearch normalizes for it)
@@ -151,9 +153,13 @@ def _validate_index_options(options: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
-def model_meta(manifest: Manifest, similarity: str | None = None) -> dict[str, Any]:
-    """The `_meta.xlir` stamp for an index filled by this model."""
-    return {
+def model_meta(
+    manifest: Manifest, similarity: str | None = None, chunking: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The `_meta.xlir` stamp for an index filled by this model (`chunking`: the stamp of its
+    `ChunkSettings`, recorded only for a chunked index)."""
+    chunked = {"chunking": dict(chunking)} if chunking else {}
+    return chunked | {
         "version": META_VERSION,
         "model": manifest.model_name,
         "source_model": manifest.source_model,
@@ -189,11 +195,14 @@ def build_mappings(
     extra_mappings: dict[str, Any] | None = None,
     similarity: str | None = None,
     vector_mapping: Callable[[int, str, dict[str, Any] | None], dict[str, Any]] = dense_vector,
+    chunking: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The index mappings for `manifest`'s model, stamped in `_meta`.
 
     vector_mapping: the engine's vector field (`Engine.vector_mapping`; Elasticsearch's
     `dense_vector` by default) for (dims, similarity, index_options).
+    chunking: the `ChunkSettings.stamp()` of a chunked index: its vectors are in the nested
+    field `passages` ({start, end, embedding} per passage), with no top-level `embedding`.
     """
     similarity = similarity or DEFAULT_SIMILARITY
     if similarity not in SIMILARITIES:
@@ -206,11 +215,37 @@ def build_mappings(
         "title": {"type": "text"},
     }
     for name, spec in (extra_mappings or {}).items():
-        if name == VECTOR_FIELD:
+        if name in (VECTOR_FIELD, PASSAGES_FIELD):
             raise InputError(f"extra mapping {name!r} would replace the vector field")
         properties[name] = spec
-    properties[VECTOR_FIELD] = vector
-    return {"_meta": {META_KEY: model_meta(manifest, similarity)}, "properties": properties}
+    if chunking:
+        properties[PASSAGES_FIELD] = passages_mapping(vector)
+    else:
+        properties[VECTOR_FIELD] = vector
+    meta = model_meta(manifest, similarity, chunking)
+    return {"_meta": {META_KEY: meta}, "properties": properties}
+
+
+def passages_mapping(vector: dict[str, Any]) -> dict[str, Any]:
+    """The nested field of a chunked index (the in-engine processor writes the same)."""
+    return {
+        "type": "nested",
+        "properties": {
+            "start": {"type": "integer"},
+            "end": {"type": "integer"},
+            VECTOR_FIELD: vector,
+        },
+    }
+
+
+def vector_property(properties: dict[str, Any]) -> dict[str, Any] | None:
+    """The vector field's mapping: top-level `embedding`, or `passages.embedding` when chunked."""
+    if VECTOR_FIELD in properties:
+        return properties[VECTOR_FIELD]
+    nested = properties.get(PASSAGES_FIELD) or {}
+    if nested.get("type") != "nested":
+        return None
+    return (nested.get("properties") or {}).get(VECTOR_FIELD)
 
 
 def check_meta(name: str, meta: dict[str, Any], manifest: Manifest) -> None:

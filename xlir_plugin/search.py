@@ -20,16 +20,17 @@ from .engines import ELASTICSEARCH, Client, Engine, EngineApiError, TextQuery, e
 from .errors import InputError, XlirError
 from .fusion import RANK_CONSTANT, rrf
 from .index import cached_meta
-from .schema import QUANTIZED_TYPES, VECTOR_FIELD, check_dims, check_meta
+from .passages import UNRETURNED, inner_hits, passages_of
+from .schema import PASSAGES_FIELD, QUANTIZED_TYPES, VECTOR_FIELD, check_dims, check_meta
 
 if TYPE_CHECKING:
     from .encoder import OnnxEncoder
 
 MODES = ("multilingual", "cross", "mono")
 MAX_NUM_CANDIDATES = 10_000
-CORE_FIELDS = ("id", "lang", "text", VECTOR_FIELD)
+CORE_FIELDS = ("id", "lang", "text", VECTOR_FIELD, PASSAGES_FIELD)
 #: all a single search reads from the response (`filter_path`): less JSON to send and parse
-HIT_FIELDS = "hits.hits._id,hits.hits._score,hits.hits._source"
+HIT_FIELDS = "hits.hits._id,hits.hits._score,hits.hits._source,hits.hits.inner_hits"
 
 
 @dataclass
@@ -39,15 +40,14 @@ class Hit:
     lang: str | None
     text: str | None
     fields: dict[str, Any] = field(default_factory=dict)
+    #: a chunked index: the best passages, best first: {start, end, score, text}
+    passages: list[dict[str, Any]] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "score": self.score,
-            "lang": self.lang,
-            "text": self.text,
-            **self.fields,
-        }
+        out = {"id": self.id, "score": self.score, "lang": self.lang, "text": self.text}
+        if self.passages is not None:
+            out["passages"] = self.passages
+        return out | self.fields
 
 
 # -- query building ---------------------------------------------------------------------------
@@ -130,9 +130,14 @@ def knn_body(
     index_type: str | None = None,
     source: Sequence[str] | None = None,
     engine: Engine = ELASTICSEARCH,
+    chunked: bool = False,
 ) -> dict[str, Any]:
     """A search body with `engine`'s `knn` query (filters inside it: pre-filtering) for a
     vector, or for a `TextQuery` the engine's xlir plugin embeds.
+
+    chunked: the index holds passages (`passages.embedding`, nested): the `k` documents with
+    the nearest passages, each scored by its best one, its `PASSAGE_HITS` best passages'
+    offsets in `inner_hits` (`passages_of` reads them).
 
     The `knn` query, not the top-level `knn` section: both give each shard's top k and the
     same hits, but the section first runs a DFS phase of its own, one more round in the node.
@@ -150,17 +155,15 @@ def knn_body(
                 f"{{rescore}} (the oversample factor) must be >= 1, or 0 to disable; got {rescore}",
                 arguments=["rescore"],
             )
-    return {
-        "query": engine.knn_clause(
-            vector if isinstance(vector, TextQuery) else [float(x) for x in vector],
-            k,
-            n,
-            filters,
-            oversample,
-        ),
+    query = vector if isinstance(vector, TextQuery) else [float(x) for x in vector]
+    if chunked:
+        search = engine.nested_knn(query, k, n, filters, oversample, inner_hits())
+    else:
+        search = {"query": engine.knn_clause(query, k, n, filters, oversample)}
+    return search | {
         "size": k,
         "track_total_hits": False,
-        "_source": list(source) if source is not None else {"excludes": [VECTOR_FIELD]},
+        "_source": list(source) if source is not None else {"excludes": UNRETURNED},
     }
 
 
@@ -174,7 +177,7 @@ def bm25_body(
         "query": {"bool": {"must": [{"match": {"text": text}}], "filter": list(filters)}},
         "size": size,
         "track_total_hits": False,
-        "_source": list(source) if source is not None else {"excludes": [VECTOR_FIELD]},
+        "_source": list(source) if source is not None else {"excludes": UNRETURNED},
     }
 
 
@@ -186,6 +189,7 @@ def to_hit(raw: dict[str, Any]) -> Hit:
         lang=src.get("lang"),
         text=src.get("text"),
         fields={k: v for k, v in src.items() if k not in CORE_FIELDS},
+        passages=passages_of(raw, src.get("text")),
     )
 
 
@@ -270,17 +274,20 @@ def search_vector(
     filters = _filters(mode, lang, targets, filter)
     index_type = (meta.get("index_options") or {}).get("type")
     engine = engine_of(es)
+    chunked = bool(meta.get("chunking"))
     if not hybrid_text:
-        body = knn_body(vec, k, num_candidates, filters, rescore, index_type, source, engine)
+        body = knn_body(
+            vec, k, num_candidates, filters, rescore, index_type, source, engine, chunked
+        )
         return _search(es, index, body)
     window = max(k, rrf_window or 50)
     n = max(window, num_candidates or default_num_candidates(window))
     n = min(n, MAX_NUM_CANDIDATES)
-    knn = knn_body(vec, window, n, filters, rescore, index_type, source, engine)
+    knn = knn_body(vec, window, n, filters, rescore, index_type, source, engine, chunked)
     bm25 = bm25_body(hybrid_text, window, filters, source)
     dense, sparse = _msearch(es, index, [knn, bm25])
     return [
-        Hit(h.id, score, h.lang, h.text, h.fields)
+        Hit(h.id, score, h.lang, h.text, h.fields, h.passages)
         for h, score in rrf([dense, sparse], k=k, rank_constant=RANK_CONSTANT, key=lambda h: h.id)
     ]
 
@@ -379,6 +386,7 @@ def search_vectors(
                     index_type,
                     source,
                     engine,
+                    bool(meta.get("chunking")),
                 )
             )
         results.extend(_msearch(es, index, bodies))

@@ -115,3 +115,59 @@ def test_chunking_engine_long_and_bad_documents_fail_alone(node, encoder, export
     for bad in results[1:4]:
         assert "error" in bad and "xlir_embed" in json.dumps(bad["error"]), bad
     assert spans(results[4]) == [[0, 7]]
+
+
+@pytest.mark.slow
+def test_chunking_engine_index_and_search_match_the_client_path(node, encoder, tmp_path):
+    """`xlir index --chunk-tokens` in the client and `--in-engine`: the same passages with the
+    same vectors in the nested field; a text query finds the same documents with the same best
+    passages either way (the node embeds the query in the engine path)."""
+    from xlir_plugin.engine import engine_ingest, engine_search
+    from xlir_plugin.index import delete_index
+    from xlir_plugin.ingest import ingest
+    from xlir_plugin.search import search
+
+    client, name = node
+    model = engine_model(client, name)
+    chunking = ChunkSettings(64, 8)
+    texts = GOLDEN["texts"]
+    docs = [{"id": key, "lang": "xx", "text": text} for key, text in texts.items()]
+    pair = [f"xlir-test-chunks-{kind}-{uuid.uuid4().hex[:6]}" for kind in ("client", "engine")]
+    try:
+        report = ingest(client, pair[0], encoder, docs, progress=False, chunking=chunking)
+        assert report.failed == 0
+        report = engine_ingest(client, pair[1], model, docs, progress=False, chunking=chunking)
+        assert (report.indexed, report.failed) == (len(docs), 0)
+        for key in texts:
+            got = [stored(client, index, key) for index in pair]
+            assert [[p["start"], p["end"]] for p in got[0]] == [
+                [p["start"], p["end"]] for p in got[1]
+            ], key
+            if engine_of(client).name == "elasticsearch":
+                # OpenSearch 3.5's k-NN derives `_source` vectors from the index and gives a
+                # nested one back as `1`: the _simulate test above compares its vectors instead
+                vectors = [np.asarray([p["embedding"] for p in g], np.float32) for g in got]
+                assert cosines(*vectors).min() >= 0.9999, key
+        for query in (
+            "Why did the old town move?",
+            "北京是中国的首都",
+            "Musikfestspiele im Sommer",
+        ):
+            want = search(client, pair[0], encoder, query, k=5)
+            got = engine_search(client, pair[1], model, query, k=5)
+            assert [h.id for h in got] == [h.id for h in want], query
+            assert got[0].passages and [(p["start"], p["end"]) for p in got[0].passages] == [
+                (p["start"], p["end"]) for p in want[0].passages
+            ]
+            best = got[0].passages[0]
+            assert best["text"] == texts[got[0].id][best["start"] : best["end"]]
+    finally:
+        for index in pair:
+            delete_index(client, index)
+
+
+def stored(client, index: str, doc_id: str) -> list[dict]:
+    """A document's stored passages, by its `id` field."""
+    body = {"query": {"term": {"id": doc_id}}, "_source": ["passages"]}
+    (hit,) = engine_of(client).search(client, index, body)["hits"]["hits"]
+    return hit["_source"]["passages"]

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from ..connection_flags import add_es_flags, es_from_args
+from ..errors import InputError
 from ..ingest import BATCH_SIZE
 from ..schema import default_index_spec
 
@@ -44,6 +45,22 @@ def register(verbs: argparse._SubParsersAction) -> None:
         help="embed inside the engine (the xlir plugin): --model names the installed model "
         "(a dir or `default` is installed first); no encoding here",
     )
+    parser.add_argument(
+        "--chunk-tokens",
+        type=int,
+        metavar="N",
+        help="long documents: cut each text into passages of at most N model tokens, one "
+        "vector each (a nested `passages` field; a hit is the document with its best passages; "
+        "256 is what results/long-documents.md measured). Default: one vector per document, "
+        "truncated at the model's max length",
+    )
+    parser.add_argument(
+        "--chunk-overlap",
+        type=int,
+        default=0,
+        metavar="M",
+        help="with --chunk-tokens: tokens shared by consecutive passages (default 0; < N/2)",
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     add_es_flags(parser)
     parser.set_defaults(handler=run)
@@ -55,8 +72,15 @@ def run(args: argparse.Namespace) -> int:
     es = es_from_args(args)
     failures = args.failures or args.input.with_name(args.input.name + ".failures.jsonl")
     options = parse_index_options(args.index_options)
+    chunking = None
+    if args.chunk_tokens is not None:
+        from ..chunking import ChunkSettings
+
+        chunking = ChunkSettings(args.chunk_tokens, args.chunk_overlap)
+    elif args.chunk_overlap:
+        raise InputError("--chunk-overlap needs --chunk-tokens")
     if args.in_engine:
-        report = run_in_engine(es, args, failures, options)
+        report = run_in_engine(es, args, failures, options, chunking)
     else:
         from ..encoder import OnnxEncoder
         from ..ingest import ingest
@@ -72,18 +96,26 @@ def run(args: argparse.Namespace) -> int:
             pipeline=args.pipeline,
             failures_path=failures,
             index_options=options,
+            chunking=chunking,
         )
     print(json.dumps(report.as_dict()) if args.json else report.summary())
     return 1 if report.failed else 0
 
 
-def run_in_engine(es, args: argparse.Namespace, failures: Path, options):
-    """Raw JSONL through the index's `xlir-<model>` default pipeline (the plugin embeds)."""
+def run_in_engine(es, args: argparse.Namespace, failures: Path, options, chunking):
+    """Raw JSONL through the index's `xlir-<model>` default pipeline (the plugin embeds, and
+    with `chunking` cuts the passages)."""
     from ..engine import engine_ingest
     from .es_model import installed_model
 
     why = "the index's default pipeline xlir-<model> embeds the documents"
     model = installed_model(es, args, pipeline=why)
     return engine_ingest(
-        es, args.index, model, args.input, failures_path=failures, index_options=options
+        es,
+        args.index,
+        model,
+        args.input,
+        failures_path=failures,
+        index_options=options,
+        chunking=chunking,
     )

@@ -84,6 +84,9 @@ def format_hits(hits: list, width: int | None = None) -> str:
     lines = [f"{'#':>2}  {'score':>6}  lang  {'id':<18} text"]
     for rank, hit in enumerate(hits, start=1):
         text = " ".join((hit.text or "").split())
+        if hit.passages:  # a chunked index: the best passage, where it sits in the text
+            best = hit.passages[0]
+            text = f"[{best['start']}:{best['end']}] " + " ".join((best["text"] or "").split())
         line = f"{rank:>2}  {hit.score:6.3f}  {hit.lang or '?':<4}  {hit.id[:18]:<18} {text}"
         lines.append(line[:width])
     return "\n".join(lines)

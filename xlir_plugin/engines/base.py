@@ -77,6 +77,14 @@ class Engine(Protocol):
         oversample factor (float), or None."""
         ...
 
+    def nested_knn(
+        self, query: list[float] | TextQuery, k: int, n: int, filters: Filters, rescore, inner: Json
+    ) -> Json:
+        """The part of a search body (`knn` or `query`) for a chunked index: the `k` documents
+        whose best passage (`passages.embedding`) is nearest, of `n` candidates, `filters` on
+        the documents' own fields, `inner` the `inner_hits` that name the best passages."""
+        ...
+
     def create_index(self, es: Client, name: str, mappings: Json, settings: Json) -> None: ...
 
     def index_exists(self, es: Client, name: str) -> bool: ...

@@ -18,7 +18,7 @@ from elasticsearch import (
 from elasticsearch import ConnectionError as EsConnectionError
 
 from ..errors import ConnectionFailed
-from ..schema import VECTOR_FIELD, dense_vector
+from ..schema import PASSAGES_FIELD, VECTOR_FIELD, dense_vector
 from .base import (
     EngineApiError,
     EngineUnreachable,
@@ -116,6 +116,16 @@ class ElasticsearchEngine:
             knn["filter"] = list(filters)
         if rescore is not None:
             knn["rescore_vector"] = {"oversample": rescore}
+        return {"knn": knn}
+
+    def nested_knn(
+        self, query: list[float] | TextQuery, k: int, n: int, filters: Filters, rescore, inner: Json
+    ) -> Json:
+        """The top-level `knn` section, which takes `inner_hits` and filters on the parent
+        documents' fields; `k` counts documents, each scored by its best passage."""
+        knn = self.knn_clause(query, k, n, filters, rescore)["knn"]
+        knn["field"] = f"{PASSAGES_FIELD}.{VECTOR_FIELD}"
+        knn["inner_hits"] = inner
         return {"knn": knn}
 
     def create_index(

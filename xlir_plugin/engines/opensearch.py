@@ -28,7 +28,7 @@ from opensearchpy.exceptions import (
 from opensearchpy.exceptions import ConnectionError as OsConnectionError
 
 from ..errors import ConnectionFailed, InputError
-from ..schema import VECTOR_FIELD
+from ..schema import PASSAGES_FIELD, VECTOR_FIELD
 from .base import (
     EngineApiError,
     EngineUnreachable,
@@ -158,6 +158,23 @@ class OpenSearchEngine:
             text = {"field": VECTOR_FIELD, "text": query.text, "model": query.model}
             return {"xlir_knn": text | knn}
         return {"knn": {VECTOR_FIELD: {"vector": query} | knn}}
+
+    def nested_knn(
+        self, query: list[float] | TextQuery, k: int, n: int, filters: Filters, rescore, inner: Json
+    ) -> Json:
+        """A `nested` query around the k-NN `knn` query (or the plugin's `xlir_knn`) on
+        `passages.embedding` (a document scores as its best passage: `score_mode` max); the
+        filter on the documents' own fields stays inside the clause, where k-NN applies it to
+        the parents. `expand_nested_docs` (k-NN 2.19+): score every passage of the documents
+        found, so `inner_hits` names more than the one passage that found the document."""
+        field, expand = f"{PASSAGES_FIELD}.{VECTOR_FIELD}", {"expand_nested_docs": True}
+        clause = self.knn_clause(query, k, n, filters, rescore)
+        if "xlir_knn" in clause:
+            query = {"xlir_knn": clause["xlir_knn"] | {"field": field} | expand}
+        else:
+            query = {"knn": {field: clause["knn"][VECTOR_FIELD] | expand}}
+        nested = {"path": PASSAGES_FIELD, "query": query, "score_mode": "max", "inner_hits": inner}
+        return {"query": {"nested": nested}}
 
     def create_index(
         self, es: OpenSearch, name: str, mappings: dict[str, Any], settings: dict[str, Any]

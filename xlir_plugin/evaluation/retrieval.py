@@ -130,8 +130,13 @@ def exact_backend(
     depth: int | None = None,
     block: int = 512,
     progress: bool = True,
+    scorer=None,
 ) -> BackendRun:
     """Score all candidates by dot product (cosine on normalised vectors); rank; score.
+
+    scorer: (query rows) -> (rows, candidates) scores instead of the dot product with `cands`
+    (e.g. a document's best passage: `benchmarks/long_documents.py`); `cands` is then only
+    counted.
 
     depth: the longest ranked list any metric may read (None: the whole pool). Lists are cut
     after the last relevant item of a block (and never before TOP), which changes no metric.
@@ -145,7 +150,7 @@ def exact_backend(
         pool_ranks = []
         for start in range(0, len(rows_x), block):
             rows = rows_x[start : start + block]
-            scores = queries[rows] @ cands.T
+            scores = scorer(rows) if scorer is not None else queries[rows] @ cands.T
             for y in layout.targets():
                 cols = np.arange(len(cands)) if y == MULTI else columns[y]
                 if not len(cols):
