@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..chunking import DEFAULT_MAX_TOKENS
 from ..connection_flags import add_es_flags, es_from_args
 from ..errors import InputError
 from ..ingest import BATCH_SIZE
@@ -50,11 +51,13 @@ def register(verbs: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--chunk-tokens",
         type=int,
+        nargs="?",
+        const=DEFAULT_MAX_TOKENS,
         metavar="N",
-        help="long documents: cut each text into passages of at most N model tokens, one "
-        "vector each (a nested `passages` field; a hit is the document with its best passages; "
-        "256 is what results/long-documents.md measured). Default: one vector per document, "
-        "truncated at the model's max length",
+        help="long documents: cut each text into passages of at most N model tokens (N "
+        f"omitted: {DEFAULT_MAX_TOKENS}, measured in results/long-documents.md), one vector "
+        "each (a nested `passages` field; a hit is the document with its best passages). "
+        "Without it: one vector per document, truncated at the model's max length",
     )
     parser.add_argument(
         "--chunk-overlap",
