@@ -74,19 +74,19 @@ def register(verbs: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..index import parse_index_options
 
-    es = es_from_args(args)
-    failures = args.failures or args.input.with_name(args.input.name + ".failures.jsonl")
-    options = parse_index_options(args.index_options)
-    chunking = None
+    chunking = None  # checked before anything else: a bad flag needs no cluster
     if args.chunk_tokens is not None:
         from ..chunking import ChunkSettings
 
         chunking = ChunkSettings(args.chunk_tokens, args.chunk_overlap)
     elif args.chunk_overlap:
         raise InputError("--chunk-overlap needs --chunk-tokens")
+    if args.in_engine and chunking is not None:
+        raise InputError("--chunk-tokens is a client-side option for now (not --in-engine)")
+    es = es_from_args(args)
+    failures = args.failures or args.input.with_name(args.input.name + ".failures.jsonl")
+    options = parse_index_options(args.index_options)
     if args.in_engine:
-        if chunking is not None:
-            raise InputError("--chunk-tokens is a client-side option for now (not --in-engine)")
         report = run_in_engine(es, args, failures, options)
     else:
         from ..encoder import OnnxEncoder
