@@ -207,12 +207,43 @@ def choose_n(encoder) -> tuple[int, dict]:
     return best, info
 
 
+def splitter_row(encoder, docs, layout, queries, capacity: int) -> dict:
+    """The same documents cut by `semantic-text-splitter` (not a dependency: installed for
+    this comparison only) with the same tokenizer and capacity, ranked exactly."""
+    import tokenizers
+    from semantic_text_splitter import TextSplitter
+
+    tokenizer = tokenizers.Tokenizer.from_file(str(Path(encoder.model_dir) / "tokenizer.json"))
+    splitter = TextSplitter.from_huggingface_tokenizer(tokenizer, capacity)
+    texts, owner = [], []
+    for i, doc in enumerate(docs):
+        for _, piece in splitter.chunk_indices(doc["text"]):
+            texts.append(piece)
+            owner.append(i)
+    started = time.perf_counter()
+    vectors = encoder.encode_passages(texts)
+    seconds = time.perf_counter() - started
+    result, _ = evaluate(layout, queries, vectors, np.asarray(owner))
+    return {
+        "label": f"semantic-text-splitter, capacity {capacity} (exact ranking only)",
+        "passages": len(texts),
+        "encode_seconds": seconds,
+        "mean": result.mean,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("results/long-documents.md"))
     parser.add_argument("--json", type=Path, default=Path("results/long-documents.json"))
     parser.add_argument("--skip-choice", action="store_true", help="do not run the N choice")
     parser.add_argument("--langs", default=",".join(XQUAD_LANGS), help="XQuAD-R languages")
+    parser.add_argument(
+        "--splitter-only",
+        type=int,
+        metavar="CAPACITY",
+        help="add the semantic-text-splitter row to an existing --json, then rewrite --out",
+    )
     args = parser.parse_args()
 
     from xlir_plugin.connection import EsSettings, connect
@@ -220,8 +251,17 @@ def main() -> None:
     from xlir_plugin.index import delete_index
     from xlir_plugin.models import resolve_served_model
 
-    es = connect(EsSettings.from_env())
     encoder = OnnxEncoder(resolve_served_model("default"))
+    if args.splitter_only:
+        info = json.loads(args.json.read_text())
+        data, docs = xquad_documents(args.langs.split(","))
+        queries = encoder.encode_queries([q.text for q in data.questions])
+        row = splitter_row(encoder, docs, Layout.build(data), queries, args.splitter_only)
+        info["splitter"] = row | {"load": _uptime()}
+        print(row, flush=True)
+        _write(args, info)
+        return
+    es = connect(EsSettings.from_env())
     load = {"before": _uptime()}
     started = time.perf_counter()
     choice = None if args.skip_choice else choose_n(encoder)
@@ -256,9 +296,13 @@ def main() -> None:
         "choice": choice,
         "rows": rows,
     }
-    args.json.write_text(json.dumps(info, indent=1, default=float) + "\n")
+    _write(args, info)
+
+
+def _write(args: argparse.Namespace, info: dict) -> None:
     from benchmarks.long_documents_report import markdown
 
+    args.json.write_text(json.dumps(info, indent=1, default=float) + "\n")
     args.out.write_text(markdown(info))
     print(f"wrote {args.out} and {args.json}")
 

@@ -48,6 +48,28 @@ def markdown(info: dict) -> str:
         f"{info['cores']} cores; load before: `{info['load']['before']}`; after: "
         f"`{info['load']['after']}`.",
     ]
+    other = info.get("splitter")
+    if other:
+        m = other["mean"]
+        lines += [
+            "",
+            "## Another splitter: semantic-text-splitter",
+            "",
+            "The same documents cut by `semantic-text-splitter` 0.33 (`TextSplitter."
+            "from_huggingface_tokenizer` with the model's tokenizer), encoded and ranked exactly "
+            "with numpy (not indexed; its encoding time only). XLIR keeps its own ~40-line "
+            "splitter because the in-engine Java processor must cut the very same passages and "
+            "that library has no Java port.",
+            "",
+            "| splitter | passages | Mono | Cross | Multi | R@1 mono | R@1 cross | R@10 multi "
+            "| rank dist | encoding s |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+            f"| {other['label']} | {other['passages']} | {m['mono']:.3f} | {m['cross']:.3f} | "
+            f"{m['multi']:.3f} | {m['r1_mono']:.3f} | {m['r1_cross']:.3f} | "
+            f"{m['r10_multi']:.3f} | {m['rank_distance']:.1f} | {other['encode_seconds']:.0f} |",
+            "",
+            f"Load after this run: `{other['load']}`.",
+        ]
     choice = info.get("choice")
     if choice:
         best, about = choice

@@ -159,3 +159,21 @@ def test_other_chunking_settings_are_a_mismatch():
     for have, want in ((stamp, ChunkSettings(128)), (stamp, None), (None, ChunkSettings(64))):
         with pytest.raises(ModelMismatch, match="new index"):
             check_chunking("i", have, want)
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--chunk-overlap", "8"], "--chunk-overlap needs --chunk-tokens"),
+        (["--chunk-tokens", "32", "--chunk-overlap", "16"], "overlap_tokens"),
+        (["--chunk-tokens", "0"], "max_tokens must be >= 1"),
+    ],
+)
+def test_cli_refuses_bad_chunk_flags_before_connecting(flags, says, tmp_path, capsys):
+    from xlir_plugin.cli import main
+
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text('{"text": "a", "lang": "en"}\n')
+    url = ["--es-url", "http://127.0.0.1:9"]  # nothing listens: the flags fail first
+    assert main(["index", "--index", "i", "--input", str(docs), *url, *flags]) == 2
+    assert says in capsys.readouterr().err

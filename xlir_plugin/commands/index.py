@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from ..chunking import DEFAULT_MAX_TOKENS
 from ..connection_flags import add_es_flags, es_from_args
 from ..errors import InputError
 from ..ingest import BATCH_SIZE
@@ -48,11 +49,13 @@ def register(verbs: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--chunk-tokens",
         type=int,
+        nargs="?",
+        const=DEFAULT_MAX_TOKENS,
         metavar="N",
-        help="long documents: cut each text into passages of at most N model tokens, one "
-        "vector each (a nested `passages` field; a hit is the document with its best passages; "
-        "256 is what results/long-documents.md measured). Default: one vector per document, "
-        "truncated at the model's max length",
+        help="long documents: cut each text into passages of at most N model tokens (N "
+        f"omitted: {DEFAULT_MAX_TOKENS}, measured in results/long-documents.md), one vector "
+        "each (a nested `passages` field; a hit is the document with its best passages). "
+        "Without it: one vector per document, truncated at the model's max length",
     )
     parser.add_argument(
         "--chunk-overlap",
@@ -69,16 +72,16 @@ def register(verbs: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..index import parse_index_options
 
-    es = es_from_args(args)
-    failures = args.failures or args.input.with_name(args.input.name + ".failures.jsonl")
-    options = parse_index_options(args.index_options)
-    chunking = None
+    chunking = None  # checked before anything else: a bad flag needs no cluster
     if args.chunk_tokens is not None:
         from ..chunking import ChunkSettings
 
         chunking = ChunkSettings(args.chunk_tokens, args.chunk_overlap)
     elif args.chunk_overlap:
         raise InputError("--chunk-overlap needs --chunk-tokens")
+    es = es_from_args(args)
+    failures = args.failures or args.input.with_name(args.input.name + ".failures.jsonl")
+    options = parse_index_options(args.index_options)
     if args.in_engine:
         report = run_in_engine(es, args, failures, options, chunking)
     else:

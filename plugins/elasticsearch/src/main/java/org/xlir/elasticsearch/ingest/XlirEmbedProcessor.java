@@ -19,7 +19,7 @@ import java.util.function.Supplier;
  * <pre>
  * {"xlir_embed": {"model": "default", "field_map": {"text": "embedding"},
  *                 "input_type": "passage", "ignore_missing": false,
- *                 "chunking": {"max_tokens": 256, "overlap_tokens": 0}}}   (optional: passages)
+ *                 "chunking": {"max_tokens": 128, "overlap_tokens": 0}}}   (optional: passages)
  * </pre>
  *
  * Asynchronous: the document's texts join the model's micro-batch on the plugin's thread pool,
