@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from xlir_plugin.engines import engine_of
+from xlir_plugin.engines import EngineApiError, engine_of
 from xlir_plugin.index import delete_index
 from xlir_plugin.ingest import ingest
 from xlir_plugin.search import default_num_candidates, search_vector, search_vectors
@@ -128,9 +128,7 @@ def measure(client, encoder, option: str, vectors, langs, queries, tenth, rounds
         report = ingest(client, name, encoder, docs, progress=True, index_options=option)
         assert report.failed == 0 and report.indexed == len(vectors), report.summary()
         ingested = time.perf_counter() - start
-        params = {"max_num_segments": "1"}
-        engine.request(client, "POST", f"/{name}/_forcemerge", None, params)
-        engine.refresh(client, name)
+        force_merge(client, name)
         row.ingest_docs_per_s = round(len(vectors) / ingested, 1)
         row.seconds_to_merged = round(time.perf_counter() - start, 1)
         latency(client, name, queries, row, rounds)
@@ -146,6 +144,28 @@ def measure(client, encoder, option: str, vectors, langs, queries, tenth, rounds
     finally:
         delete_index(client, name)
     return row
+
+
+def force_merge(client, index: str) -> None:
+    """One segment, waited for as a task: a merge of a million vectors outlasts any request
+    timeout (both engines run `_forcemerge?wait_for_completion=false` as a task)."""
+    engine = engine_of(client)
+    params = {"max_num_segments": "1", "wait_for_completion": "false"}
+    task = engine.request(client, "POST", f"/{index}/_forcemerge", None, params)["task"]
+    while True:
+        try:
+            wait = {"wait_for_completion": "true", "timeout": "30s"}
+            if engine.request(client, "GET", f"/_tasks/{task}", None, wait).get("completed"):
+                break
+        except EngineApiError as exc:  # 408: not done within the timeout; ask again
+            if exc.status_code not in (404, 408):
+                raise
+            if exc.status_code == 404:  # finished and no longer listed (no task result index)
+                break
+    engine.refresh(client, index)
+    shards = engine.request(client, "GET", f"/{index}/_segments", None, None)["indices"][index]
+    segments = [len(copy["segments"]) for shard in shards["shards"].values() for copy in shard]
+    assert max(segments) == 1, f"{index}: {segments} segments after the force merge"
 
 
 def latency(client, index: str, queries: np.ndarray, row: Row, rounds: int) -> None:
