@@ -30,11 +30,14 @@ import numpy as np
 from xlir_plugin.engines import EngineApiError, engine_of
 from xlir_plugin.index import delete_index
 from xlir_plugin.ingest import ingest
+from xlir_plugin.schema import QUANTIZED_TYPES
 from xlir_plugin.search import default_num_candidates, search_vector, search_vectors
 
 K = 10
 TARGET_RECALL = 0.98
 CANDIDATES = (10, 20, 50, 100, 200, 500, 1000, 2000)
+#: rescore oversample factors tried on quantized options (the default is 3)
+OVERSAMPLES = (3.0, 5.0, 10.0)
 #: the index options measured per engine (OpenSearch: lucene HNSW only, see engines/opensearch)
 OPTIONS = {"elasticsearch": ("int8_hnsw", "hnsw", "bbq_hnsw"), "opensearch": ("hnsw",)}
 #: Lucene's vector files by what they hold (the rest, e.g. metadata, is small)
@@ -109,6 +112,8 @@ class Row:
     recall_at_10: float = 0.0
     candidates_for_target: int | None = None  # the smallest reaching TARGET_RECALL
     recall_by_candidates: dict[int, float] = field(default_factory=dict)
+    #: quantized options: recall@10 at the default num_candidates by rescore oversample factor
+    recall_by_oversample: dict[float, float] = field(default_factory=dict)
     heap_used_mb: float = 0.0
     files_mb: dict[str, float] = field(default_factory=dict)  # graph / quantized / float
     store_mb: float = 0.0
@@ -138,6 +143,12 @@ def measure(client, encoder, option: str, vectors, langs, queries, tenth, rounds
             row.recall_by_candidates[n] = round(recall_at_10(vectors, queries, tenth, found), 4)
             if n == row.num_candidates:
                 row.recall_at_10 = row.recall_by_candidates[n]
+        if option in QUANTIZED_TYPES:
+            for factor in OVERSAMPLES:
+                hits = search_vectors(client, name, queries, k=K, rescore=factor, source=())
+                found = [[int(h.id[1:]) for h in one] for one in hits]
+                recall = recall_at_10(vectors, queries, tenth, found)
+                row.recall_by_oversample[factor] = round(recall, 4)
         reached = [n for n, r in row.recall_by_candidates.items() if r >= TARGET_RECALL]
         row.candidates_for_target = min(reached) if reached else None
         memory(client, name, row)
@@ -153,15 +164,15 @@ def force_merge(client, index: str) -> None:
     params = {"max_num_segments": "1", "wait_for_completion": "false"}
     task = engine.request(client, "POST", f"/{index}/_forcemerge", None, params)["task"]
     while True:
-        try:
-            wait = {"wait_for_completion": "true", "timeout": "30s"}
+        try:  # the engines wait up to 30 s by default (opensearch-py takes `timeout` as its own)
+            wait = {"wait_for_completion": "true"}
             if engine.request(client, "GET", f"/_tasks/{task}", None, wait).get("completed"):
                 break
-        except EngineApiError as exc:  # 408: not done within the timeout; ask again
-            if exc.status_code not in (404, 408):
-                raise
+        except EngineApiError as exc:  # not done within the wait: ask again
             if exc.status_code == 404:  # finished and no longer listed (no task result index)
                 break
+            if exc.status_code != 408 and "timeout" not in f"{exc.message} {exc.body}".lower():
+                raise
     engine.refresh(client, index)
     shards = engine.request(client, "GET", f"/{index}/_segments", None, None)["indices"][index]
     segments = [len(copy["segments"]) for shard in shards["shards"].values() for copy in shard]

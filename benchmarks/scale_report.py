@@ -13,8 +13,8 @@ MILLION = 1_000_000
 def table(rows: list[dict]) -> str:
     head = (
         "| engine | index option | vectors | p50 ms | p99 ms | recall@10 (default cand.) | "
-        "cand. for .98 | ingest docs/s | to merged s | graph MB | quantized MB | float MB | "
-        "store MB per 1M | heap MB | load before/after |\n|" + "---|" * 15
+        "cand. for .98 | recall, oversample 3 / 5 / 10 | ingest docs/s | to merged s | graph MB | "
+        "quantized MB | float MB | store MB per 1M | heap MB | load before/after |\n|" + "---|" * 16
     )
     lines = [head]
     for r in sorted(rows, key=lambda r: (r["engine"], r["option"], r["size"])):
@@ -23,13 +23,20 @@ def table(rows: list[dict]) -> str:
         lines.append(
             f"| {r['engine']} | {r['option']} | {r['size']:,} | {r['p50_ms']:.1f} | "
             f"{r['p99_ms']:.1f} | {r['recall_at_10']:.3f} ({r['num_candidates']}) | "
-            f"{r['candidates_for_target'] or '> 2000'} | {r['ingest_docs_per_s']:,.0f} | "
+            f"{r['candidates_for_target'] or '> 2000'} | {oversampled(r)} | "
+            f"{r['ingest_docs_per_s']:,.0f} | "
             f"{r['seconds_to_merged']:,.0f} | {files.get('graph', 0):,.1f} | "
             f"{files.get('quantized', 0):,.1f} | {files.get('float', 0):,.1f} | "
             f"{per_million:,.0f} | {r['heap_used_mb']:,.0f} | "
             f"{r['load_before'][0]:.2f} / {r['load_after'][0]:.2f} |"
         )
     return "\n".join(lines)
+
+
+def oversampled(row: dict) -> str:
+    """Recall@10 at the default num_candidates per rescore oversample (quantized options)."""
+    by = row.get("recall_by_oversample") or {}
+    return " / ".join(f"{by[k]:.3f}" for k in sorted(by, key=float)) or "-"
 
 
 def plot(rows: list[dict], out: Path) -> None:

@@ -89,4 +89,4 @@ def test_scale(benchmark, request, int8_encoder, grown, queries, quick, size, en
     benchmark.extra_info.update(result)
     assert row.p50_ms > 0 and row.store_mb > 0 and row.files_mb.get("graph", 0) > 0
     # a correctness floor (the wrong vectors, a broken id mapping), not a quality goal
-    assert max(row.recall_by_candidates.values()) >= 0.9, row
+    assert max(row.recall_by_candidates.values()) >= 0.8, row
