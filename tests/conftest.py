@@ -40,9 +40,10 @@ def es(es_settings: EsSettings):
 @pytest.fixture(scope="session")
 def opensearch_settings() -> Iterator[EsSettings]:
     """`XLIR_OS_URL` when set (a running node, kept), else a node started here on first use
-    (heap 512m: the test indexes are small) and stopped at the end."""
+    (heap 512m: the test indexes are small; `XLIR_OS_HEAP` for the scale benchmark's million)
+    and stopped at the end."""
     url = os.environ.get("XLIR_OS_URL")
-    info = None if url else opensearch_node.start(heap="512m")
+    info = None if url else opensearch_node.start(heap=os.environ.get("XLIR_OS_HEAP", "512m"))
     yield EsSettings(url=url or info.url, engine="opensearch")
     if info:
         node.stop(info)
