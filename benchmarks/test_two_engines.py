@@ -81,6 +81,18 @@ def loaded(clients, int8_encoder, pool):
         delete_index(clients[engine], name)
 
 
+def timed_queries(benchmark, run):
+    """`run` (one text query) timed 200 times after a warm-up; p50/p99 go into the row."""
+    for _ in range(5):
+        run()
+    hits = benchmark.pedantic(run, rounds=200, warmup_rounds=5)
+    if benchmark.stats:
+        data = np.asarray(benchmark.stats.stats.data) * 1000
+        for q in (50, 99):
+            benchmark.extra_info[f"p{q}_ms"] = round(float(np.percentile(data, q)), 2)
+    return hits
+
+
 @pytest.mark.parametrize("engine", ENGINE_NAMES)
 def test_two_engines_ingest(benchmark, clients, int8_encoder, pool, engine):
     benchmark.group = INGEST_GROUP.format(n=len(pool[0]))
@@ -105,18 +117,10 @@ def test_two_engines_search(benchmark, clients, loaded, int8_encoder, pool, ques
     results = search_vectors(client, index, query_vectors, k=K, source=("id",))
     recall = exact_recall(vectors, query_vectors, [[row[h.id] for h in hits] for hits in results])
     cycle = itertools.cycle(questions)
-    for _ in range(5):
-        search(client, index, int8_encoder, next(cycle), k=K)
-    hits = benchmark.pedantic(
-        lambda: search(client, index, int8_encoder, next(cycle), k=K), rounds=200, warmup_rounds=5
-    )
+    hits = timed_queries(benchmark, lambda: search(client, index, int8_encoder, next(cycle), k=K))
     benchmark.extra_info.update(
         {"engine": engine, "recall@10": round(recall, 4), "queries": len(questions)}
     )
-    if benchmark.stats:
-        data = np.asarray(benchmark.stats.stats.data) * 1000
-        for q in (50, 99):
-            benchmark.extra_info[f"p{q}_ms"] = round(float(np.percentile(data, q)), 2)
     assert len(hits) == K and all(h.text for h in hits)
     assert recall >= MIN_RECALL, f"{engine}: recall@10 {recall:.3f}"
 
@@ -134,18 +138,10 @@ def test_two_engines_search_in_engine(
         for q in questions[:20]
     ]
     cycle = itertools.cycle(questions)
-    for _ in range(5):
-        engine_search(client, index, model, next(cycle), k=K)
-    hits = benchmark.pedantic(
-        lambda: engine_search(client, index, model, next(cycle), k=K), rounds=200, warmup_rounds=5
-    )
+    hits = timed_queries(benchmark, lambda: engine_search(client, index, model, next(cycle), k=K))
     benchmark.extra_info.update(
         {"engine": engine, "same_top10": f"{sum(same)}/{len(same)}", "load": load_avg()[0]}
     )
-    if benchmark.stats:
-        data = np.asarray(benchmark.stats.stats.data) * 1000
-        for q in (50, 99):
-            benchmark.extra_info[f"p{q}_ms"] = round(float(np.percentile(data, q)), 2)
     assert len(hits) == K
     assert sum(same) >= len(same) - 1  # int8 ties may swap one rank
 

@@ -8,7 +8,9 @@ test-only names with `engine_install.install_model`, into the running node only.
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +53,18 @@ def error_reason(exc: ApiError) -> str:
     body = exc.body if isinstance(exc.body, dict) else {}
     error = body.get("error") or {}
     return str(error.get("reason") if isinstance(error, dict) else error)
+
+
+def wait_until_served(probe: Callable[[], object], name: str, errors: type[Exception]) -> None:
+    """Until `probe()` stops raising `errors` (the plugin picks a new model up within 2 s)."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            probe()
+            return
+        except errors:
+            assert time.monotonic() < deadline, f"the plugin did not pick up {name}"
+            time.sleep(0.5)
 
 
 def cosines(a, b) -> np.ndarray:

@@ -8,14 +8,13 @@ processor's output is read as it leaves the processor."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from tests.engine.conftest import cosines
+from tests.engine.conftest import cosines, wait_until_served
 from tests.engine.test_es_plugin_engine import e5_export
 from xlir_plugin.chunking import Chunker, ChunkSettings
 from xlir_plugin.encoder import OnnxEncoder
@@ -46,14 +45,7 @@ def node(request, export):
     )
     name = f"xlir-test-chunk-{uuid.uuid4().hex[:8]}"
     install_model(export, name, settings, future_nodes=False)
-    deadline = time.monotonic() + 30
-    while True:  # the plugin picks a new model up within 2 s
-        try:
-            engine_model(client, name)
-            break
-        except EngineError:
-            assert time.monotonic() < deadline, f"the plugin did not pick up {name}"
-            time.sleep(0.5)
+    wait_until_served(lambda: engine_model(client, name), name, EngineError)
     yield client, name
     remove_model(name, settings, future_nodes=False)
 

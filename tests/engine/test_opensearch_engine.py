@@ -11,7 +11,6 @@ reports) under a test-only name.
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from pathlib import Path
 
@@ -19,7 +18,7 @@ import numpy as np
 import pytest
 from opensearchpy.exceptions import TransportError
 
-from tests.engine.conftest import DIM, MULTILINGUAL, cosines, long_text
+from tests.engine.conftest import DIM, MULTILINGUAL, cosines, long_text, wait_until_served
 from xlir_plugin.cli import main
 from xlir_plugin.engine_install import install_model, remove_model
 from xlir_plugin.index import create_index, delete_index
@@ -47,14 +46,7 @@ def os_model(opensearch, opensearch_settings, synthetic_export) -> str:
     name = f"xlir-test-{uuid.uuid4().hex[:8]}"
     (installed,) = install_model(synthetic_export, name, opensearch_settings, future_nodes=False)
     assert installed == Path(xlir_models(opensearch)["models_dir"]) / name
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            xlir_models(opensearch, name)
-            break
-        except TransportError:
-            assert time.monotonic() < deadline, f"the plugin did not pick up {name}"
-            time.sleep(0.5)
+    wait_until_served(lambda: xlir_models(opensearch, name), name, TransportError)
     yield name
     remove_model(name, opensearch_settings, future_nodes=False)
 
