@@ -72,9 +72,8 @@ class XlirKnnQueryBuilderTests {
         assertEquals("q", q.queryName());
     }
 
-    @Test
-    void xContentAndWireRoundTrip() throws IOException {
-        QueryBuilder q = parse(QUERY);
+    /** {@code q} survives its JSON form and the transport's wire form unchanged. */
+    private static void assertRoundTrips(QueryBuilder q) throws IOException {
         XContentBuilder out = XContentFactory.jsonBuilder();
         q.toXContent(out, ToXContent.EMPTY_PARAMS);
         assertEquals(q, parse(json(out)));
@@ -84,6 +83,12 @@ class XlirKnnQueryBuilderTests {
                 assertEquals(q, in.readNamedWriteable(QueryBuilder.class));
             }
         }
+    }
+
+    @Test
+    void xContentAndWireRoundTrip() throws IOException {
+        QueryBuilder q = parse(QUERY);
+        assertRoundTrips(q);
     }
 
     @Test
@@ -123,15 +128,7 @@ class XlirKnnQueryBuilderTests {
                           "expand_nested_docs": true}}""";
         XlirKnnQueryBuilder q = (XlirKnnQueryBuilder) parse(nested);
         assertTrue(json(q.knnJson(new float[] { 1f })).contains("\"expand_nested_docs\":true"));
-        XContentBuilder out = XContentFactory.jsonBuilder();
-        q.toXContent(out, ToXContent.EMPTY_PARAMS);
-        assertEquals(q, parse(json(out)));
-        try (BytesStreamOutput stream = new BytesStreamOutput()) {
-            stream.writeNamedWriteable(q);
-            try (NamedWriteableAwareStreamInput in = new NamedWriteableAwareStreamInput(stream.bytes().streamInput(), WRITEABLES)) {
-                assertEquals(q, in.readNamedWriteable(QueryBuilder.class));
-            }
-        }
+        assertRoundTrips(q);
         assertTrue(json(((XlirKnnQueryBuilder) parse(QUERY)).knnJson(new float[] { 1f })).contains("expand") == false);
     }
 
