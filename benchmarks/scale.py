@@ -38,8 +38,12 @@ TARGET_RECALL = 0.98
 CANDIDATES = (10, 20, 50, 100, 200, 500, 1000, 2000)
 #: rescore oversample factors tried on quantized options (the default is 3)
 OVERSAMPLES = (3.0, 5.0, 10.0)
-#: the index options measured per engine (OpenSearch: lucene HNSW only, see engines/opensearch)
-OPTIONS = {"elasticsearch": ("int8_hnsw", "hnsw", "bbq_hnsw"), "opensearch": ("hnsw",)}
+#: the index options measured per engine (OpenSearch's lucene engine: float and int8 HNSW,
+#: see engines/opensearch)
+OPTIONS = {
+    "elasticsearch": ("int8_hnsw", "hnsw", "bbq_hnsw"),
+    "opensearch": ("hnsw", "int8_hnsw"),
+}
 #: Lucene's vector files by what they hold (the rest, e.g. metadata, is small)
 FILE_ROLES = {".vex": "graph", ".veq": "quantized", ".veb": "quantized", ".vec": "float"}
 
@@ -143,7 +147,7 @@ def measure(client, encoder, option: str, vectors, langs, queries, tenth, rounds
             row.recall_by_candidates[n] = round(recall_at_10(vectors, queries, tenth, found), 4)
             if n == row.num_candidates:
                 row.recall_at_10 = row.recall_by_candidates[n]
-        if option in QUANTIZED_TYPES:
+        if option in QUANTIZED_TYPES and engine.rescores:
             for factor in OVERSAMPLES:
                 hits = search_vectors(client, name, queries, k=K, rescore=factor, source=())
                 found = [[int(h.id[1:]) for h in one] for one in hits]

@@ -85,6 +85,40 @@ def test_opensearch_index_is_lucene_hnsw_stamped_with_the_model(opensearch, os_p
     assert (meta["similarity"], meta["mapping_dims"]) == ("cosine", DIM)
 
 
+def test_opensearch_int8_hnsw_is_lucene_scalar_quantization(
+    opensearch, encoder, corpus, doc_vectors, queries
+):
+    """`int8_hnsw` on OpenSearch: lucene's 7-bit scalar quantizer under the same graph, read
+    back as `int8_hnsw`, answering within the recall of a quantized graph; a rescore request
+    is refused, not silently dropped (lucene has none)."""
+    name = f"xlir-test-os-int8-{uuid.uuid4().hex[:8]}"
+    try:
+        report = ingest(
+            opensearch, name, encoder, corpus, progress=False, index_options="int8_hnsw"
+        )
+        assert report.indexed == len(corpus) and report.failed == 0
+        mapping = opensearch.indices.get_mapping(index=name)[name]["mappings"]
+        parameters = mapping["properties"]["embedding"]["method"]["parameters"]
+        assert parameters["encoder"] == {"name": "sq", "parameters": {"bits": 7}}
+        assert index_meta(opensearch, name)["index_options"] == {
+            "type": "int8_hnsw",
+            "engine": "lucene",
+            "m": 32,
+            "ef_construction": 200,
+        }
+        got = top10_ids(opensearch, name, encoder, queries, "multilingual", {})
+        vectors = encoder.encode_queries(queries)
+        found = [
+            len(set(ids) & set(exact_top(doc_vectors, corpus, qv, 10, lambda d: True)))
+            for ids, qv in zip(got, vectors, strict=True)
+        ]
+        assert sum(found) / (10 * len(queries)) >= 0.9, found
+        with pytest.raises(InputError, match="does not rescore quantized vectors"):
+            search_vectors(opensearch, name, vectors[:1], k=10, rescore=3.0)
+    finally:
+        delete_index(opensearch, name)
+
+
 @pytest.mark.parametrize(("mode", "kwargs", "keep"), MODES, ids=[m[0] for m in MODES])
 def test_opensearch_top10_equals_exact_search(
     opensearch,
@@ -147,8 +181,10 @@ def test_opensearch_refuses_a_native_knn_engine_and_the_node_stays_green(
     name = f"xlir-test-{engine}-{uuid.uuid4().hex[:8]}"
     with pytest.raises(InputError, match=f"engine '{engine}' needs the k-NN plugin's native"):
         create_index(opensearch, name, encoder.manifest, f"hnsw,engine={engine}")
-    with pytest.raises(InputError, match="lucene engine takes hnsw"):
-        create_index(opensearch, name, encoder.manifest, "int8_hnsw")
+    with pytest.raises(InputError, match="lucene engine takes hnsw or int8_hnsw"):
+        create_index(opensearch, name, encoder.manifest, "bbq_hnsw")
+    with pytest.raises(InputError, match=r"does not rescore\); got 'int8_hnsw' with \['rescore"):
+        create_index(opensearch, name, encoder.manifest, "int8_hnsw,oversample=3")
     assert not index_exists(opensearch, name)
     assert opensearch.cluster.health()["status"] in ("green", "yellow")
 

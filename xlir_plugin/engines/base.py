@@ -49,6 +49,7 @@ class Engine(Protocol):
     label: str  # for messages: "Elasticsearch"
     vector_type: str  # the mapping type of the vector field
     master_metric: str  # the cluster state metric naming the elected master
+    rescores: bool  # whether a quantized index's hits can be rescored on float vectors
 
     def client(self, settings: Any) -> Client:
         """A client for `connection.EsSettings`, not yet checked."""

@@ -45,6 +45,7 @@ class ElasticsearchEngine:
     label = "Elasticsearch"
     vector_type = "dense_vector"
     master_metric = "master_node"  # the cluster state metric naming the elected master
+    rescores = True  # `rescore_vector` on the knn query
 
     def client(self, settings: Any) -> Elasticsearch:
         auth: dict[str, object] = {}

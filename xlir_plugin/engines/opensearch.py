@@ -9,6 +9,10 @@ takes the whole node down. XLIR therefore refuses them before anything is sent.
 Lucene sets its search beam (`ef_search`) to the query's `k`, so the `knn` clause asks for
 `num_candidates` neighbours and the search's `size` keeps the best `k`: the same meaning as
 Elasticsearch's `num_candidates`.
+Index options: `hnsw` (float vectors, the default here) and `int8_hnsw`, which is lucene's
+scalar quantizer (`encoder` `sq`, 7 bits: the same Lucene format as Elasticsearch's
+`int8_hnsw`); OpenSearch 3.5 refuses its 1-bit variant, so `bbq_hnsw` has no equivalent, and
+the lucene engine does not rescore, so `oversample` is refused rather than ignored.
 """
 
 from __future__ import annotations
@@ -48,9 +52,14 @@ SPACE_TYPES = {
 }
 #: the HNSW graph XLIR builds: Elasticsearch's measured default graph (m 32, ef_construction
 #: 200; schema.DEFAULT_INDEX_OPTIONS), so both engines search graphs of the same shape; the
-#: plugin's own defaults are m 16, ef_construction 100. Float vectors: lucene does not quantize.
+#: plugin's own defaults are m 16, ef_construction 100.
 DEFAULT_PARAMETERS = {"m": 32, "ef_construction": 200}
 NATIVE_ENGINES = ("faiss", "nmslib")
+#: XLIR's index types -> the lucene `encoder` (None: float vectors)
+ENCODERS: dict[str, Json | None] = {
+    "hnsw": None,
+    "int8_hnsw": {"name": "sq", "parameters": {"bits": 7}},
+}
 
 
 @contextlib.contextmanager
@@ -84,13 +93,17 @@ def lucene_method(index_options: dict[str, Any] | None) -> dict[str, Any]:
         )
     kind = options.pop("type")
     unknown = set(options) - set(DEFAULT_PARAMETERS)
-    if kind != "hnsw" or unknown:
+    if kind not in ENCODERS or unknown:
         raise InputError(
-            f"{{index_options}}: OpenSearch's lucene engine takes hnsw with m and "
-            f"ef_construction; got {kind!r}" + (f" with {sorted(unknown)}" if unknown else ""),
+            f"{{index_options}}: OpenSearch's lucene engine takes {' or '.join(ENCODERS)} with "
+            f"m and ef_construction only (lucene does not rescore); got {kind!r}"
+            + (f" with {sorted(unknown)}" if unknown else ""),
             arguments=["index_options"],
         )
-    return {"name": "hnsw", "engine": "lucene", "parameters": DEFAULT_PARAMETERS | options}
+    parameters = DEFAULT_PARAMETERS | options
+    if ENCODERS[kind]:
+        parameters["encoder"] = ENCODERS[kind]
+    return {"name": "hnsw", "engine": "lucene", "parameters": parameters}
 
 
 class OpenSearchEngine:
@@ -98,6 +111,7 @@ class OpenSearchEngine:
     label = "OpenSearch"
     vector_type = "knn_vector"
     master_metric = "cluster_manager_node"  # the cluster state metric naming the elected master
+    rescores = False  # the lucene engine scores on the quantized vectors only
 
     def client(self, settings: Any) -> OpenSearch:
         if settings.api_key:
@@ -141,16 +155,24 @@ class OpenSearchEngine:
         method = vector.get("method") or {}
         space = method.get("space_type") or vector.get("space_type")
         similarity = next((k for k, v in SPACE_TYPES.items() if v == space), space)
-        options = {"type": method.get("name"), "engine": method.get("engine")}
+        parameters = dict(method.get("parameters") or {})
+        encoder = parameters.pop("encoder", None)
+        kind = next((k for k, v in ENCODERS.items() if v == encoder), method.get("name"))
         return {
             "dims": vector.get("dimension"),
             "similarity": similarity,
-            "index_options": options | (method.get("parameters") or {}),
+            "index_options": {"type": kind, "engine": method.get("engine")} | parameters,
         }
 
     def knn_clause(
         self, query: list[float] | TextQuery, k: int, n: int, filters: Filters, rescore
     ) -> Json:
+        if rescore:
+            raise InputError(
+                "{rescore}: OpenSearch's lucene engine does not rescore quantized vectors; "
+                "leave it out (or raise num_candidates)",
+                arguments=["rescore"],
+            )
         knn: Json = {"k": n}
         if filters:
             knn["filter"] = {"bool": {"filter": list(filters)}}
