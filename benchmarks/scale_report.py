@@ -1,5 +1,6 @@
 """`python -m benchmarks.scale_report results/scale.json`: the scale rows (`test_scale.py`) as
-`results/scale.md`'s tables and `results/scale.png` (latency and recall against pool size)."""
+`results/scale.md`'s tables and `results/scale.png` (latency and recall against pool size, and
+recall against num_candidates at the largest pool)."""
 
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ def plot(rows: list[dict], out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (lat, rec) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (lat, rec, cand) = plt.subplots(1, 3, figsize=(16, 4.4))
+    largest = max(r["size"] for r in rows)
     for key in sorted({(r["engine"], r["option"]) for r in rows}):
         line = sorted(
             (r for r in rows if (r["engine"], r["option"]) == key), key=lambda r: r["size"]
@@ -53,16 +55,31 @@ def plot(rows: list[dict], out: Path) -> None:
         sizes = [r["size"] for r in line]
         label = " ".join(key)
         (p50,) = lat.plot(sizes, [r["p50_ms"] for r in line], marker="o", label=f"{label} p50")
-        lat.plot(sizes, [r["p99_ms"] for r in line], ls="--", color=p50.get_color())
-        rec.plot(sizes, [r["recall_at_10"] for r in line], marker="o", label=label)
+        color = p50.get_color()
+        lat.plot(sizes, [r["p99_ms"] for r in line], ls="--", color=color)
+        rec.plot(sizes, [r["recall_at_10"] for r in line], marker="o", label=label, color=color)
+        if line[-1]["size"] == largest:  # what more candidates buy at the largest pool
+            by = line[-1]["recall_by_candidates"]
+            counts = sorted(by, key=int)
+            cand.plot(
+                [int(n) for n in counts],
+                [by[n] for n in counts],
+                marker="o",
+                color=color,
+                label=label,
+            )
     for ax in (lat, rec):
         ax.set_xscale("log")
         ax.set_xlabel("vectors in the pool (13k real; larger pools synthetic around them)")
-        ax.grid(alpha=0.3)
     lat.set_ylabel("kNN latency, k=10, ms (solid p50, dashed p99)")
     rec.set_ylabel("recall@10 vs exact, default num_candidates")
-    lat.legend(fontsize=7)
-    rec.legend(fontsize=7)
+    cand.set_xscale("log")
+    cand.set_xlabel(f"num_candidates, at {largest:,} vectors")
+    cand.set_ylabel("recall@10 vs exact")
+    cand.axhline(0.95, color="grey", lw=0.8, ls=":")
+    for ax in (lat, rec, cand):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out, dpi=120)
 

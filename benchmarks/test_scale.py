@@ -88,5 +88,7 @@ def test_scale(benchmark, request, int8_encoder, grown, queries, quick, size, en
     ROWS.append(result)
     benchmark.extra_info.update(result)
     assert row.p50_ms > 0 and row.store_mb > 0 and row.files_mb.get("graph", 0) > 0
-    # a correctness floor (the wrong vectors, a broken id mapping), not a quality goal
-    assert max(row.recall_by_candidates.values()) >= 0.8, row
+    # a correctness floor (the wrong vectors or a broken id mapping find ~0), not a quality
+    # goal: a million near-duplicate-dense vectors take bbq_hnsw to .77 at best (results/scale.md)
+    best = max([*row.recall_by_candidates.values(), *row.recall_by_oversample.values()])
+    assert best >= 0.5, row
