@@ -22,6 +22,7 @@ from xlir_plugin.cli import main
 from xlir_plugin.connection import local_node_file
 from xlir_plugin.demo import DEMO_INDEX
 from xlir_plugin.encoder import OnnxEncoder
+from xlir_plugin.engines.opensearch import OpenSearchEngine
 from xlir_plugin.errors import InputError, ModelMismatch
 from xlir_plugin.index import create_index, delete_index, index_exists, index_meta
 from xlir_plugin.ingest import ingest
@@ -106,17 +107,28 @@ def test_opensearch_int8_hnsw_is_lucene_scalar_quantization(
             "m": 32,
             "ef_construction": 200,
         }
-        got = top10_ids(opensearch, name, encoder, queries, "multilingual", {})
         vectors = encoder.encode_queries(queries)
         found = [
-            len(set(ids) & set(exact_top(doc_vectors, corpus, qv, 10, lambda d: True)))
-            for ids, qv in zip(got, vectors, strict=True)
+            len({h.id for h in hits} & set(exact_top(doc_vectors, corpus, qv, 10, lambda d: True)))
+            for hits, qv in zip(
+                search_vectors(opensearch, name, vectors, k=10), vectors, strict=True
+            )
         ]
         assert sum(found) / (10 * len(queries)) >= 0.9, found
         with pytest.raises(InputError, match="does not rescore quantized vectors"):
             search_vectors(opensearch, name, vectors[:1], k=10, rescore=3.0)
     finally:
         delete_index(opensearch, name)
+
+
+def test_opensearch_reads_an_encoder_set_outside_xlir_back_as_it_is():
+    """Only XLIR's own encoder becomes `int8_hnsw`; another (a 4-bit `sq` made by hand) is not
+    reported as a float `hnsw` index."""
+    four_bits = {"name": "sq", "parameters": {"bits": 4}}
+    method = {"name": "hnsw", "engine": "lucene", "space_type": "cosinesimil"}
+    vector = {"dimension": DIM, "method": method | {"parameters": {"m": 16, "encoder": four_bits}}}
+    options = OpenSearchEngine().read_vector_mapping(vector)["index_options"]
+    assert options == {"type": "hnsw", "engine": "lucene", "m": 16, "encoder": four_bits}
 
 
 @pytest.mark.parametrize(("mode", "kwargs", "keep"), MODES, ids=[m[0] for m in MODES])

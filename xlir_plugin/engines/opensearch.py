@@ -8,7 +8,8 @@ faiss and nmslib need the plugin's native libraries. The k-NN zip on Maven Centr
 takes the whole node down. XLIR therefore refuses them before anything is sent.
 Lucene sets its search beam (`ef_search`) to the query's `k`, so the `knn` clause asks for
 `num_candidates` neighbours and the search's `size` keeps the best `k`: the same meaning as
-Elasticsearch's `num_candidates`.
+Elasticsearch's `num_candidates` from XLIR's default of 100 up (below 100, OpenSearch 3.5
+evidently still explores 100: recall is flat from 10 to 100 candidates, results/scale.md).
 Index options: `hnsw` (float vectors, the default here) and `int8_hnsw`, which is lucene's
 scalar quantizer (`encoder` `sq`, 7 bits: the same Lucene format as Elasticsearch's
 `int8_hnsw`); OpenSearch 3.5 refuses its 1-bit variant, so `bbq_hnsw` has no equivalent, and
@@ -156,8 +157,11 @@ class OpenSearchEngine:
         space = method.get("space_type") or vector.get("space_type")
         similarity = next((k for k, v in SPACE_TYPES.items() if v == space), space)
         parameters = dict(method.get("parameters") or {})
-        encoder = parameters.pop("encoder", None)
-        kind = next((k for k, v in ENCODERS.items() if v == encoder), method.get("name"))
+        # an encoder XLIR knows names the type; any other (set outside XLIR) stays visible
+        known = next((k for k, v in ENCODERS.items() if v == parameters.get("encoder")), None)
+        if known:
+            parameters.pop("encoder", None)
+        kind = known or method.get("name")
         return {
             "dims": vector.get("dimension"),
             "similarity": similarity,
